@@ -1,0 +1,437 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// benchNamespace holds every object the benchmark creates.
+const benchNamespace = "bench"
+
+// seqAnnotation is what every benchmark update changes, so each update is a
+// real write (a new resourceVersion), not a no-op.
+const seqAnnotation = "bench.skiff.sh/seq"
+
+// client is one client-go setup shared by every simulated client: one
+// transport, as a real controller process has, and no client-side rate
+// limit, so the figures are the server's and not client-go's token bucket.
+type client struct {
+	cs   *kubernetes.Clientset
+	hc   *http.Client
+	base string
+}
+
+func newClient(kubeconfig string) (*client, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig: %w", err)
+	}
+	cfg.QPS = -1 // negative: no rate limiter at all
+	cfg.Burst = 0
+	cfg.ContentType = "application/json"
+	cfg.AcceptContentTypes = "application/json"
+	cfg.UserAgent = "skiff-apibench"
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("http client: %w", err)
+	}
+	cs, err := kubernetes.NewForConfigAndClient(cfg, hc)
+	if err != nil {
+		return nil, fmt.Errorf("clientset: %w", err)
+	}
+	return &client{cs: cs, hc: hc, base: cfg.Host}, nil
+}
+
+// rawGet fetches path with the shared client and returns the body size.
+func (c *client) rawGet(ctx context.Context, path string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil {
+		return int(n), err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return int(n), fmt.Errorf("GET %s: HTTP %d", path, resp.StatusCode)
+	}
+	return int(n), nil
+}
+
+// ensureNamespace creates the benchmark namespace if it is not there.
+func (c *client) ensureNamespace(ctx context.Context) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: benchNamespace}}
+	_, err := c.cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create namespace %q: %w", benchNamespace, err)
+	}
+	return nil
+}
+
+// phase is the outcome of one concurrent load phase.
+type phase struct {
+	samples  []time.Duration
+	ops      int
+	errs     int
+	firstErr error
+	elapsed  time.Duration
+}
+
+func (p phase) detail() string {
+	s := fmt.Sprintf("%d ops in %.1fs (%.0f/s)", p.ops, p.elapsed.Seconds(), float64(p.ops)/p.elapsed.Seconds())
+	if p.errs > 0 {
+		s += fmt.Sprintf(", %d errors (first: %v)", p.errs, p.firstErr)
+	}
+	return s
+}
+
+// runWorkers runs op on `workers` goroutines until maxOps operations have
+// been started in total or `limit` has passed, and times every call. op gets
+// the worker's number, a global operation index and the worker's own count.
+func runWorkers(ctx context.Context, workers, maxOps int, limit time.Duration, op func(ctx context.Context, w, i, k int) error) phase {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	var next atomic.Int64
+	var mu sync.Mutex
+	var res phase
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]time.Duration, 0, maxOps/workers+1)
+			var errs int
+			var firstErr error
+			for k := 0; ; k++ {
+				i := int(next.Add(1) - 1)
+				if i >= maxOps || ctx.Err() != nil {
+					break
+				}
+				t0 := time.Now()
+				err := op(ctx, w, i, k)
+				d := time.Since(t0)
+				if err != nil {
+					// An op cut off by the phase's own deadline is not
+					// a server error.
+					if ctx.Err() != nil {
+						break
+					}
+					errs++
+					if firstErr == nil {
+						firstErr = err
+					}
+					continue
+				}
+				local = append(local, d)
+			}
+			mu.Lock()
+			res.samples = append(res.samples, local...)
+			res.errs += errs
+			if res.firstErr == nil {
+				res.firstErr = firstErr
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	res.ops = len(res.samples) + res.errs
+	return res
+}
+
+// podSet is the benchmark's view of the pods it created: the latest
+// object of each, from the server's last answer. Each index is written by
+// one goroutine at a time (the phases partition them), so no lock.
+type podSet struct {
+	pods []*corev1.Pod
+}
+
+// fill creates n pods with `workers` concurrent clients and returns the
+// create latencies.
+func fill(ctx context.Context, c *client, set *podSet, n, workers int, limit time.Duration) phase {
+	set.pods = make([]*corev1.Pod, n)
+	pods := c.cs.CoreV1().Pods(benchNamespace)
+	return runWorkers(ctx, workers, n, limit, func(ctx context.Context, _, i, _ int) error {
+		p, err := pods.Create(ctx, benchPod(benchNamespace, i), metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			p, err = pods.Get(ctx, podName(i), metav1.GetOptions{})
+		}
+		if err != nil {
+			return err
+		}
+		set.pods[i] = p
+		return nil
+	})
+}
+
+// updateOne changes the sequence annotation of pod idx and stores the
+// server's answer. On a conflict it refetches, so the next try succeeds;
+// the conflict still counts as an error, as it should never happen here.
+func updateOne(ctx context.Context, c *client, set *podSet, idx, seq int) (*corev1.Pod, error) {
+	p := set.pods[idx]
+	if p == nil {
+		return nil, fmt.Errorf("pod %d was never created", idx)
+	}
+	if p.Annotations == nil {
+		p.Annotations = map[string]string{}
+	}
+	p.Annotations[seqAnnotation] = strconv.Itoa(seq)
+	pods := c.cs.CoreV1().Pods(benchNamespace)
+	up, err := pods.Update(ctx, p, metav1.UpdateOptions{})
+	if err != nil {
+		if apierrors.IsConflict(err) {
+			if fresh, gerr := pods.Get(ctx, p.Name, metav1.GetOptions{}); gerr == nil {
+				set.pods[idx] = fresh
+			}
+		}
+		return nil, err
+	}
+	set.pods[idx] = up
+	return up, nil
+}
+
+// updates runs `workers` clients that each update their own share of the
+// pods round-robin (worker w owns the pods whose index is w modulo the
+// worker count), so no two clients race on one object and every update is
+// a clean read-modify-write with no conflicts.
+func updates(ctx context.Context, c *client, set *podSet, workers, maxOps int, limit time.Duration) phase {
+	n := len(set.pods)
+	workers = min(workers, n)
+	return runWorkers(ctx, workers, maxOps, limit, func(ctx context.Context, w, _, k int) error {
+		owned := (n - w + workers - 1) / workers
+		idx := w + (k%owned)*workers
+		_, err := updateOne(ctx, c, set, idx, k)
+		return err
+	})
+}
+
+// gets runs `workers` clients that GET random pods.
+func gets(ctx context.Context, c *client, set *podSet, workers, maxOps int, limit time.Duration) phase {
+	n := len(set.pods)
+	pods := c.cs.CoreV1().Pods(benchNamespace)
+	return runWorkers(ctx, workers, maxOps, limit, func(ctx context.Context, _, i, _ int) error {
+		_, err := pods.Get(ctx, podName(rand.IntN(n)), metav1.GetOptions{})
+		return err
+	})
+}
+
+// listResult is the timing of repeated full lists.
+type listResult struct {
+	samples []time.Duration
+	items   int // items in the last typed list
+	bytes   int // body size of the last raw list
+}
+
+// listTyped lists every pod in the namespace through client-go (JSON
+// decoded into a PodList), runs times, one at a time.
+func listTyped(ctx context.Context, c *client, runs int) (listResult, error) {
+	var res listResult
+	for range runs {
+		t0 := time.Now()
+		l, err := c.cs.CoreV1().Pods(benchNamespace).List(ctx, metav1.ListOptions{})
+		d := time.Since(t0)
+		if err != nil {
+			return res, err
+		}
+		res.samples = append(res.samples, d)
+		res.items = len(l.Items)
+	}
+	return res, nil
+}
+
+// listRaw lists every pod in the namespace over plain HTTP with the admin
+// certificate, reading but not decoding the body: the server's share of a
+// list, without client-go's decoding.
+func listRaw(ctx context.Context, c *client, runs int) (listResult, error) {
+	var res listResult
+	for range runs {
+		t0 := time.Now()
+		n, err := c.rawGet(ctx, "/api/v1/namespaces/"+benchNamespace+"/pods")
+		d := time.Since(t0)
+		if err != nil {
+			return res, err
+		}
+		res.samples = append(res.samples, d)
+		res.bytes = n
+	}
+	return res, nil
+}
+
+// watchResult is the outcome of the watch fan-out measurement.
+type watchResult struct {
+	delays    []time.Duration // write return -> event arrival, one per delivery
+	early     int             // deliveries that arrived before the write returned (counted as 0)
+	missing   int             // deliveries that never arrived
+	writes    int
+	watchers  int
+	writeLat  []time.Duration // latency of the writes themselves, under watch load
+	setupTime time.Duration
+}
+
+// arrival is one event as one watcher saw it.
+type arrival struct {
+	rv string
+	at time.Time
+}
+
+// watchFanout opens `watchers` watches on the namespace, then writes
+// `writes` updates one at a time, `interval` apart, and records for every
+// watcher and every write the time from the write's return to the event's
+// arrival. A first, untimed write proves every watch is live before
+// timing starts, so watch set-up is not counted as delivery delay.
+func watchFanout(ctx context.Context, c *client, set *podSet, watchers, writes int, interval time.Duration) (watchResult, error) {
+	res := watchResult{writes: writes, watchers: watchers}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute+time.Duration(writes)*interval)
+	defer cancel()
+	n := len(set.pods)
+	if n == 0 {
+		return res, errors.New("no pods to update")
+	}
+	start, err := updateOne(ctx, c, set, 0, -1)
+	if err != nil {
+		return res, fmt.Errorf("first update: %w", err)
+	}
+	t0 := time.Now()
+	pods := c.cs.CoreV1().Pods(benchNamespace)
+	ws := make([]watch.Interface, 0, watchers)
+	defer func() {
+		for _, w := range ws {
+			w.Stop()
+		}
+	}()
+	for i := range watchers {
+		w, err := pods.Watch(ctx, metav1.ListOptions{ResourceVersion: start.ResourceVersion})
+		if err != nil {
+			return res, fmt.Errorf("open watch %d: %w", i, err)
+		}
+		ws = append(ws, w)
+	}
+	// Each watcher expects the priming write plus `writes` more.
+	want := writes + 1
+	got := make([][]arrival, watchers)
+	var wg sync.WaitGroup
+	var primed sync.WaitGroup
+	primed.Add(watchers)
+	for i, w := range ws {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			seen := make([]arrival, 0, want)
+			defer func() {
+				if len(seen) == 0 {
+					primed.Done()
+				}
+				got[i] = seen
+			}()
+			for len(seen) < want {
+				select {
+				case ev, ok := <-w.ResultChan():
+					if !ok {
+						return
+					}
+					at := time.Now()
+					p, ok := ev.Object.(*corev1.Pod)
+					if !ok || ev.Type != watch.Modified {
+						continue
+					}
+					seen = append(seen, arrival{rv: p.ResourceVersion, at: at})
+					if len(seen) == 1 {
+						primed.Done()
+					}
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	// Priming write: once every watcher has it, all watches are live.
+	if _, err := updateOne(ctx, c, set, 1%n, -2); err != nil {
+		return res, fmt.Errorf("priming update: %w", err)
+	}
+	if err := waitGroupCtx(ctx, &primed); err != nil {
+		return res, fmt.Errorf("watches never delivered the priming event: %w", err)
+	}
+	res.setupTime = time.Since(t0)
+
+	returned := make(map[string]time.Time, writes)
+	for k := range writes {
+		w0 := time.Now()
+		up, err := updateOne(ctx, c, set, (k+2)%n, k)
+		now := time.Now()
+		if err != nil {
+			return res, fmt.Errorf("update %d: %w", k, err)
+		}
+		res.writeLat = append(res.writeLat, now.Sub(w0))
+		returned[up.ResourceVersion] = now
+		if k < writes-1 {
+			select {
+			case <-time.After(interval):
+			case <-ctx.Done():
+				return res, ctx.Err()
+			}
+		}
+	}
+	// Give stragglers up to 30 s, then stop whatever has not arrived.
+	drain, stop := context.WithTimeout(ctx, 30*time.Second)
+	defer stop()
+	_ = waitGroupCtx(drain, &wg)
+	cancel()
+	wg.Wait()
+
+	for _, seen := range got {
+		delivered := 0
+		for _, a := range seen {
+			ret, ok := returned[a.rv]
+			if !ok {
+				continue // the priming write
+			}
+			delivered++
+			d := a.at.Sub(ret)
+			if d < 0 {
+				res.early++
+				d = 0
+			}
+			res.delays = append(res.delays, d)
+		}
+		res.missing += writes - delivered
+	}
+	return res, nil
+}
+
+// waitGroupCtx waits for wg or for ctx to end.
+func waitGroupCtx(ctx context.Context, wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

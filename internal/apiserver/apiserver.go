@@ -1,0 +1,230 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sort"
+	"sync/atomic"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/managedfields"
+	"k8s.io/apimachinery/pkg/version"
+	"k8s.io/client-go/applyconfigurations"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
+
+	"k8s.io/apimachinery/pkg/fields"
+
+	"github.com/skiff-sh/skiff/internal/apiserver/defaults"
+	"github.com/skiff-sh/skiff/internal/apiserver/openapi"
+	"github.com/skiff-sh/skiff/internal/apiserver/registry"
+	"github.com/skiff-sh/skiff/internal/apiserver/strategy"
+	"github.com/skiff-sh/skiff/internal/auth"
+	"github.com/skiff-sh/skiff/internal/storage"
+)
+
+// Config configures a Server.
+type Config struct {
+	Store         *storage.Store
+	Scheme        *runtime.Scheme
+	Authenticator auth.Authenticator
+	Authorizer    auth.Authorizer
+	// ServiceCIDR is the range Service cluster IPs come from.
+	ServiceCIDR *net.IPNet
+	// NodePortMin and NodePortMax bound NodePort allocation.
+	NodePortMin, NodePortMax int
+	// MaxInFlight bounds concurrent non-watch requests; more get 429.
+	MaxInFlight int
+	// MaxBodyBytes bounds request bodies; larger ones get 413.
+	MaxBodyBytes int64
+	// PublicAddress is announced in discovery (host:port).
+	PublicAddress string
+	Version       version.Info
+	Logger        *slog.Logger
+}
+
+// Server serves the Kubernetes API. Build it with New, mount Handler.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	endpoints map[schema.GroupVersionResource]*endpoint
+	storages  map[schema.GroupResource]*storage.Resource
+	openapi   *openapi.Spec
+	metrics   *metrics
+	discovery *discovery
+	alloc     *allocator
+	inflight  chan struct{}
+	// ready is set once the post-start bootstrap finished.
+	ready atomic.Bool
+}
+
+// endpoint is one resource at one served version.
+type endpoint struct {
+	res        *registry.Resource
+	gvk        schema.GroupVersionKind // as served
+	storageGVK schema.GroupVersionKind
+	store      *storage.Resource
+	// managers keep managedFields, per subresource ("" and "status").
+	managers map[string]*managedfields.FieldManager
+}
+
+func (e *endpoint) gr() schema.GroupResource { return e.res.GroupResource() }
+
+// storageKey maps resources that share storage to their storage's name.
+func storageKey(r *registry.Resource) schema.GroupResource {
+	if r.Group == "events.k8s.io" && r.Name == "events" {
+		return schema.GroupResource{Resource: "events"}
+	}
+	return r.GroupResource()
+}
+
+// New builds a server and registers every resource with the store; call
+// it before the store runs.
+func New(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 400
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 3 << 20
+	}
+	if cfg.Authorizer == nil {
+		cfg.Authorizer = auth.AlwaysAllow{}
+	}
+	s := &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		endpoints: map[schema.GroupVersionResource]*endpoint{},
+		storages:  map[schema.GroupResource]*storage.Resource{},
+		metrics:   newMetrics(),
+		inflight:  make(chan struct{}, cfg.MaxInFlight),
+	}
+	all := registry.All()
+	typeConverter := applyconfigurations.NewTypeConverter(cfg.Scheme)
+	for i := range all {
+		r := &all[i]
+		if r.Name == "bindings" {
+			// Bindings are a create-only verb on pods; no storage of their own.
+			continue
+		}
+		sk := storageKey(r)
+		st := s.storages[sk]
+		storageGVK := r.StorageGVK()
+		if sk != r.GroupResource() {
+			storageGVK = schema.GroupVersionKind{Version: "v1", Kind: r.Kind}
+		}
+		if st == nil {
+			gvk := storageGVK
+			namespaced := r.Namespaced
+			st = cfg.Store.Register(storage.ResourceConfig{
+				GroupResource: sk,
+				GVK:           gvk,
+				Namespaced:    namespaced,
+				New: func() runtime.Object {
+					obj, err := cfg.Scheme.New(gvk)
+					if err != nil {
+						panic(fmt.Sprintf("scheme lacks %v", gvk))
+					}
+					return obj
+				},
+				Attrs: attrs,
+			})
+			s.storages[sk] = st
+		}
+		for _, v := range r.Versions {
+			gvk := schema.GroupVersionKind{Group: r.Group, Version: v, Kind: r.Kind}
+			if _, err := cfg.Scheme.New(gvk); err != nil {
+				return nil, fmt.Errorf("resource %s: %w", r.Name, err)
+			}
+			ep := &endpoint{res: r, gvk: gvk, storageGVK: storageGVK, store: st, managers: map[string]*managedfields.FieldManager{}}
+			for _, sub := range []string{"", "status"} {
+				if sub == "status" && !r.HasSubresource("status") {
+					continue
+				}
+				fm, err := managedfields.NewDefaultFieldManager(typeConverter, cfg.Scheme, defaulter{}, cfg.Scheme,
+					gvk, gvk.GroupVersion(), sub, resetFilters(gvk, sub))
+				if err != nil {
+					return nil, fmt.Errorf("field manager for %v: %w", gvk, err)
+				}
+				ep.managers[sub] = fm
+			}
+			s.endpoints[gvk.GroupVersion().WithResource(r.Name)] = ep
+		}
+	}
+	spec, err := openapi.New(all, cfg.Scheme)
+	if err != nil {
+		return nil, fmt.Errorf("build openapi: %w", err)
+	}
+	s.openapi = spec
+	s.discovery = newDiscovery(all, cfg.PublicAddress)
+	s.alloc = newAllocator(cfg.Store.Client(), cfg.ServiceCIDR, cfg.NodePortMin, cfg.NodePortMax)
+	return s, nil
+}
+
+// attrs computes the labels and selectable fields of an object.
+func attrs(obj runtime.Object) (labels.Set, fields.Set) {
+	var l labels.Set
+	if m, ok := obj.(interface{ GetLabels() map[string]string }); ok {
+		l = m.GetLabels()
+	}
+	return l, strategy.Fields(obj)
+}
+
+// defaulter adapts the defaults package to the field manager.
+type defaulter struct{}
+
+func (defaulter) Default(obj runtime.Object) { defaults.Default(obj) }
+
+func resetFilters(gvk schema.GroupVersionKind, sub string) map[fieldpath.APIVersion]fieldpath.Filter {
+	sets := strategy.ResetFields(gvk, sub)
+	if len(sets) == 0 {
+		return nil
+	}
+	out := make(map[fieldpath.APIVersion]fieldpath.Filter, len(sets))
+	for v, set := range sets {
+		out[v] = fieldpath.NewExcludeSetFilter(set)
+	}
+	return out
+}
+
+// endpoint returns the endpoint serving a request, or a 404.
+func (s *Server) endpoint(info *requestInfo) (*endpoint, error) {
+	gvr := schema.GroupVersionResource{Group: info.Group, Version: info.Version, Resource: info.Resource}
+	ep := s.endpoints[gvr]
+	if ep == nil {
+		return nil, apierrors.NewNotFound(schema.GroupResource{Group: info.Group, Resource: info.Resource}, "")
+	}
+	return ep, nil
+}
+
+// Storage returns the store of a resource, for the server's own bootstrap.
+func (s *Server) Storage(gr schema.GroupResource) *storage.Resource { return s.storages[gr] }
+
+// SetReady marks the post-start bootstrap done; /readyz waits for it.
+func (s *Server) SetReady() { s.ready.Store(true) }
+
+// Groups lists the served API groups in discovery order.
+func (s *Server) Groups() []string {
+	var out []string
+	for gvr := range s.endpoints {
+		if !slices.Contains(out, gvr.Group) {
+			out = append(out, gvr.Group)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Run keeps background work of the server going (allocator repair) until
+// ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	<-ctx.Done()
+	return nil
+}

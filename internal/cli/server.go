@@ -1,0 +1,88 @@
+package cli
+
+import (
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/skiff-sh/skiff/internal/etcd"
+	"github.com/skiff-sh/skiff/internal/server"
+)
+
+type serverFlags struct {
+	dataDir          string
+	bindAddress      string
+	securePort       int
+	advertiseAddress string
+	kubeconfig       string
+	etcdEndpoints    string
+	etcdCA           string
+	etcdCert         string
+	etcdKey          string
+	etcdClientPort   int
+	etcdPeerPort     int
+	serviceCIDR      string
+	nodePortRange    string
+	maxInFlight      int
+	tokenAuthFile    string
+	logLevel         string
+}
+
+func newServerCommand(streams Streams) *cobra.Command {
+	f := &serverFlags{}
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the control plane: the Kubernetes API on etcd",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+				return err
+			}
+			logger := slog.New(slog.NewTextHandler(streams.ErrOut, &slog.HandlerOptions{Level: level}))
+			var endpoints []string
+			if f.etcdEndpoints != "" {
+				endpoints = strings.Split(f.etcdEndpoints, ",")
+			}
+			s, err := server.New(server.Config{
+				DataDir:          f.dataDir,
+				BindAddress:      f.bindAddress,
+				SecurePort:       f.securePort,
+				AdvertiseAddress: f.advertiseAddress,
+				KubeconfigPath:   f.kubeconfig,
+				EtcdEndpoints:    endpoints,
+				EtcdTLS:          etcd.TLSFiles{CAFile: f.etcdCA, CertFile: f.etcdCert, KeyFile: f.etcdKey},
+				EtcdClientPort:   f.etcdClientPort,
+				EtcdPeerPort:     f.etcdPeerPort,
+				ServiceCIDR:      f.serviceCIDR,
+				NodePortRange:    f.nodePortRange,
+				MaxInFlight:      f.maxInFlight,
+				TokenAuthFile:    f.tokenAuthFile,
+				Logger:           logger,
+			})
+			if err != nil {
+				return err
+			}
+			return s.Run(cmd.Context())
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.dataDir, "data-dir", "/var/lib/skiff", "directory for etcd data, certificates and state")
+	fl.StringVar(&f.bindAddress, "bind-address", "0.0.0.0", "address the API server listens on")
+	fl.IntVar(&f.securePort, "secure-port", 6443, "HTTPS port of the API server")
+	fl.StringVar(&f.advertiseAddress, "advertise-address", "", "address published in the kubernetes Service endpoints (default: first non-loopback IPv4)")
+	fl.StringVar(&f.kubeconfig, "write-kubeconfig", DefaultKubeconfig, "where to write the admin kubeconfig (mode 0600); empty to skip")
+	fl.StringVar(&f.etcdEndpoints, "etcd-endpoints", "", "comma-separated URLs of an external etcd cluster; empty runs embedded etcd")
+	fl.StringVar(&f.etcdCA, "etcd-cafile", "", "CA file to verify an external etcd")
+	fl.StringVar(&f.etcdCert, "etcd-certfile", "", "client certificate for an external etcd")
+	fl.StringVar(&f.etcdKey, "etcd-keyfile", "", "client key for an external etcd")
+	fl.IntVar(&f.etcdClientPort, "etcd-client-port", 2379, "client port of the embedded etcd on 127.0.0.1")
+	fl.IntVar(&f.etcdPeerPort, "etcd-peer-port", 2380, "peer port of the embedded etcd on 127.0.0.1")
+	fl.StringVar(&f.serviceCIDR, "service-cluster-ip-range", "10.96.0.0/12", "range Service cluster IPs are allocated from")
+	fl.StringVar(&f.nodePortRange, "service-node-port-range", "30000-32767", "range NodePorts are allocated from")
+	fl.IntVar(&f.maxInFlight, "max-requests-inflight", 400, "concurrent non-watch requests before the server answers 429")
+	fl.StringVar(&f.tokenAuthFile, "token-auth-file", "", "static bearer tokens, one 'token,user,uid,\"group1,group2\"' line each")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}

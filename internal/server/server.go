@@ -1,0 +1,335 @@
+// Package server is the composition root of Skiff's control plane: it
+// starts etcd (or connects to one), creates the PKI and the admin
+// kubeconfig, builds the store and the API server, serves HTTPS, and
+// bootstraps the objects every cluster has.
+//
+// Start-up order is expressed with readiness: etcd ready -> store filled ->
+// API serving -> bootstrap -> /readyz true.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/sync/errgroup"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/skiff-sh/skiff/internal/apiserver"
+	"github.com/skiff-sh/skiff/internal/auth"
+	"github.com/skiff-sh/skiff/internal/etcd"
+	"github.com/skiff-sh/skiff/internal/pki"
+	"github.com/skiff-sh/skiff/internal/storage"
+	"github.com/skiff-sh/skiff/internal/version"
+)
+
+// Config configures the control plane.
+type Config struct {
+	DataDir          string
+	BindAddress      string
+	SecurePort       int
+	AdvertiseAddress string // "" = first non-loopback IPv4
+	KubeconfigPath   string
+
+	EtcdEndpoints  []string // empty = embedded
+	EtcdTLS        etcd.TLSFiles
+	EtcdClientPort int
+	EtcdPeerPort   int
+
+	ServiceCIDR   string
+	NodePortRange string
+	MaxInFlight   int
+	TokenAuthFile string
+
+	Logger *slog.Logger
+}
+
+// Server is the control plane.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New checks a Config and returns a Server ready to Run.
+func New(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("data dir is required")
+	}
+	if cfg.SecurePort == 0 {
+		cfg.SecurePort = 6443
+	}
+	if cfg.ServiceCIDR == "" {
+		cfg.ServiceCIDR = "10.96.0.0/12"
+	}
+	if cfg.NodePortRange == "" {
+		cfg.NodePortRange = "30000-32767"
+	}
+	return &Server{cfg: cfg, log: cfg.Logger}, nil
+}
+
+// Run runs the control plane until ctx ends, then shuts down cleanly.
+func (s *Server) Run(ctx context.Context) error {
+	start := time.Now()
+	cfg := s.cfg
+	_, serviceCIDR, err := net.ParseCIDR(cfg.ServiceCIDR)
+	if err != nil || serviceCIDR.IP.To4() == nil {
+		return fmt.Errorf("--service-cluster-ip-range %q: want an IPv4 CIDR", cfg.ServiceCIDR)
+	}
+	portMin, portMax, err := parsePortRange(cfg.NodePortRange)
+	if err != nil {
+		return err
+	}
+	advertise := cfg.AdvertiseAddress
+	if advertise == "" {
+		advertise = firstHostIP()
+	}
+	advertiseIP := net.ParseIP(advertise)
+	if advertiseIP == nil {
+		return fmt.Errorf("--advertise-address %q is not an IP address", advertise)
+	}
+	serverDir := filepath.Join(cfg.DataDir, "server")
+	if err := os.MkdirAll(serverDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+
+	// etcd.
+	var client *clientv3.Client
+	var embedded *etcd.Embedded
+	if len(cfg.EtcdEndpoints) == 0 {
+		embedded, err = etcd.Start(ctx, etcd.Config{Dir: filepath.Join(cfg.DataDir, "etcd"), ClientPort: cfg.EtcdClientPort, PeerPort: cfg.EtcdPeerPort})
+		if err != nil {
+			return err
+		}
+		defer embedded.Close()
+		client = embedded.Client()
+		s.log.Info("embedded etcd ready", "dir", filepath.Join(cfg.DataDir, "etcd"), "elapsed", time.Since(start).Round(time.Millisecond))
+	} else {
+		client, err = etcd.Dial(ctx, cfg.EtcdEndpoints, cfg.EtcdTLS)
+		if err != nil {
+			return err
+		}
+		defer client.Close()
+		s.log.Info("connected to etcd", "endpoints", strings.Join(cfg.EtcdEndpoints, ","))
+	}
+
+	// PKI and credentials.
+	firstServiceIP := nthIP(serviceCIDR, 1)
+	bundle, err := pki.Ensure(pki.Config{
+		Dir:        filepath.Join(serverDir, "tls"),
+		ServingIPs: []net.IP{net.ParseIP("127.0.0.1"), advertiseIP, firstServiceIP},
+		ServingDNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+			"kubernetes.default.svc.cluster.local", hostname()},
+	})
+	if err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	adminCert, adminKey, err := bundle.EnsureClientCert("admin", "system:admin", []string{"system:masters"})
+	if err != nil {
+		return fmt.Errorf("admin certificate: %w", err)
+	}
+	localURL := fmt.Sprintf("https://127.0.0.1:%d", cfg.SecurePort)
+	if cfg.KubeconfigPath != "" {
+		if err := pki.WriteKubeconfig(cfg.KubeconfigPath, localURL, bundle.CAPEM, adminCert, adminKey); err != nil {
+			return fmt.Errorf("write admin kubeconfig: %w", err)
+		}
+	}
+	token, err := pki.EnsureToken(filepath.Join(serverDir, "token"))
+	if err != nil {
+		return fmt.Errorf("join token: %w", err)
+	}
+	tokens := map[string]auth.User{token: {Name: "skiff:agent-bootstrap", Groups: []string{"system:bootstrappers"}}}
+	if cfg.TokenAuthFile != "" {
+		more, err := auth.LoadTokenFile(cfg.TokenAuthFile)
+		if err != nil {
+			return err
+		}
+		for k, v := range more {
+			tokens[k] = v
+		}
+	}
+
+	// Store and API.
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return fmt.Errorf("scheme: %w", err)
+	}
+	store := storage.New(client, storage.Options{Logger: s.log})
+	api, err := apiserver.New(apiserver.Config{
+		Store:         store,
+		Scheme:        scheme,
+		Authenticator: auth.Union{auth.X509{}, auth.NewTokens(tokens)},
+		Authorizer:    auth.AlwaysAllow{},
+		ServiceCIDR:   serviceCIDR,
+		NodePortMin:   portMin,
+		NodePortMax:   portMax,
+		MaxInFlight:   cfg.MaxInFlight,
+		PublicAddress: net.JoinHostPort(advertise, strconv.Itoa(cfg.SecurePort)),
+		Version:       version.Info(),
+		Logger:        s.log,
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.BindAddress, strconv.Itoa(cfg.SecurePort)))
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler: api.Handler(),
+		TLSConfig: &tls.Config{
+			Certificates: []tls.Certificate{bundle.Serving},
+			ClientCAs:    bundle.ClientCAs(),
+			ClientAuth:   tls.VerifyClientCertIfGiven,
+			MinVersion:   tls.VersionTLS12,
+			NextProtos:   []string{"h2", "http/1.1"},
+		},
+		ReadHeaderTimeout: 30 * time.Second,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	storeCtx, stopStore := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopStore()
+	storeDone := make(chan error, 1)
+	go func() { storeDone <- store.Run(storeCtx) }()
+	g.Go(func() error {
+		select {
+		case err := <-storeDone:
+			if gctx.Err() != nil {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			return errors.New("store stopped")
+		case <-gctx.Done():
+			return nil
+		}
+	})
+	if embedded != nil {
+		g.Go(func() error {
+			select {
+			case err := <-embedded.Err():
+				return fmt.Errorf("embedded etcd: %w", err)
+			case <-gctx.Done():
+				return nil
+			}
+		})
+	}
+	g.Go(func() error {
+		err := srv.ServeTLS(ln, "", "")
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		// Shutdown waits for ordinary requests; watches end when their
+		// store watchers stop, which closing the store's context does.
+		go func() {
+			<-sctx.Done()
+			_ = srv.Close()
+		}()
+		stopStore()
+		_ = srv.Shutdown(sctx)
+		return nil
+	})
+	g.Go(func() error {
+		select {
+		case <-store.Ready():
+		case <-gctx.Done():
+			return nil
+		}
+		boot := bootstrap{
+			log:         s.log,
+			url:         localURL,
+			caPEM:       bundle.CAPEM,
+			certPEM:     adminCert,
+			keyPEM:      adminKey,
+			serviceIP:   firstServiceIP.String(),
+			advertiseIP: advertise,
+			port:        cfg.SecurePort,
+			api:         api,
+		}
+		if err := boot.run(gctx); err != nil {
+			if gctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("bootstrap: %w", err)
+		}
+		api.SetReady()
+		s.log.Info("skiff server ready", "url", fmt.Sprintf("https://%s", net.JoinHostPort(advertise, strconv.Itoa(cfg.SecurePort))),
+			"kubeconfig", cfg.KubeconfigPath, "elapsed", time.Since(start).Round(time.Millisecond))
+		return nil
+	})
+	err = g.Wait()
+	s.log.Info("skiff server stopped")
+	return err
+}
+
+func parsePortRange(s string) (int, int, error) {
+	a, b, ok := strings.Cut(s, "-")
+	lo, err1 := strconv.Atoi(a)
+	hi, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || lo < 1 || hi > 65535 || lo > hi {
+		return 0, 0, fmt.Errorf("--service-node-port-range %q: want MIN-MAX", s)
+	}
+	return lo, hi, nil
+}
+
+// nthIP returns the n-th address of a network.
+func nthIP(n *net.IPNet, i int) net.IP {
+	ip := make(net.IP, 4)
+	copy(ip, n.IP.To4())
+	v := uint32(ip[0])<<24 | uint32(ip[1])<<16 | uint32(ip[2])<<8 | uint32(ip[3])
+	v += uint32(i)
+	return net.IPv4(byte(v>>24), byte(v>>16), byte(v>>8), byte(v)).To4()
+}
+
+// firstHostIP returns the first non-loopback IPv4 address of the machine,
+// or 127.0.0.1.
+func firstHostIP() string {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return "127.0.0.1"
+	}
+	for _, ifc := range ifaces {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
+				return ipn.IP.String()
+			}
+		}
+	}
+	return "127.0.0.1"
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return "localhost"
+	}
+	return strings.ToLower(h)
+}
