@@ -283,8 +283,11 @@ func listRaw(ctx context.Context, c *client, runs int) (listResult, error) {
 // watchResult is the outcome of the watch fan-out measurement.
 type watchResult struct {
 	delays    []time.Duration // write return -> event arrival, one per delivery
+	fromSend  []time.Duration // write sent -> event arrival, one per delivery
 	early     int             // deliveries that arrived before the write returned (counted as 0)
 	missing   int             // deliveries that never arrived
+	closed    int             // watches the server ended before every event came
+	gaps      map[int]int     // write number -> watchers that never got it
 	writes    int
 	watchers  int
 	writeLat  []time.Duration // latency of the writes themselves, under watch load
@@ -332,6 +335,7 @@ func watchFanout(ctx context.Context, c *client, set *podSet, watchers, writes i
 	// Each watcher expects the priming write plus `writes` more.
 	want := writes + 1
 	got := make([][]arrival, watchers)
+	closed := make([]bool, watchers)
 	var wg sync.WaitGroup
 	var primed sync.WaitGroup
 	primed.Add(watchers)
@@ -350,6 +354,7 @@ func watchFanout(ctx context.Context, c *client, set *podSet, watchers, writes i
 				select {
 				case ev, ok := <-w.ResultChan():
 					if !ok {
+						closed[i] = true
 						return
 					}
 					at := time.Now()
@@ -377,6 +382,8 @@ func watchFanout(ctx context.Context, c *client, set *podSet, watchers, writes i
 	res.setupTime = time.Since(t0)
 
 	returned := make(map[string]time.Time, writes)
+	sent := make(map[string]time.Time, writes)
+	order := make(map[string]int, writes)
 	for k := range writes {
 		w0 := time.Now()
 		up, err := updateOne(ctx, c, set, (k+2)%n, k)
@@ -386,6 +393,8 @@ func watchFanout(ctx context.Context, c *client, set *podSet, watchers, writes i
 		}
 		res.writeLat = append(res.writeLat, now.Sub(w0))
 		returned[up.ResourceVersion] = now
+		sent[up.ResourceVersion] = w0
+		order[up.ResourceVersion] = k
 		if k < writes-1 {
 			select {
 			case <-time.After(interval):
@@ -401,14 +410,19 @@ func watchFanout(ctx context.Context, c *client, set *podSet, watchers, writes i
 	cancel()
 	wg.Wait()
 
-	for _, seen := range got {
-		delivered := 0
+	res.gaps = map[int]int{}
+	for i, seen := range got {
+		if closed[i] {
+			res.closed++
+		}
+		have := make([]bool, writes)
 		for _, a := range seen {
 			ret, ok := returned[a.rv]
 			if !ok {
 				continue // the priming write
 			}
-			delivered++
+			have[order[a.rv]] = true
+			res.fromSend = append(res.fromSend, a.at.Sub(sent[a.rv]))
 			d := a.at.Sub(ret)
 			if d < 0 {
 				res.early++
@@ -416,7 +430,12 @@ func watchFanout(ctx context.Context, c *client, set *podSet, watchers, writes i
 			}
 			res.delays = append(res.delays, d)
 		}
-		res.missing += writes - delivered
+		for k, ok := range have {
+			if !ok {
+				res.missing++
+				res.gaps[k]++
+			}
+		}
 	}
 	return res, nil
 }

@@ -137,6 +137,9 @@ func (c *child) stop() {
 	}
 }
 
+// pid is the server's process id.
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
 // alive reports whether the process is still running.
 func (c *child) alive() bool {
 	select {

@@ -36,6 +36,9 @@ func runKubectl(streams Streams, args []string) error {
 			os.Setenv("KUBECONFIG", DefaultKubeconfig)
 		}
 	}
+	// client-go names the user agent, and so the default field manager,
+	// after argv[0]: the process is kubectl from here on.
+	os.Args[0] = "kubectl"
 	cmd := kubectlcmd.NewDefaultKubectlCommandWithArgs(kubectlcmd.KubectlOptions{
 		PluginHandler: kubectlcmd.NewDefaultPluginHandler(plugin.ValidPluginFilenamePrefixes),
 		Arguments:     append([]string{"kubectl"}, args...),

@@ -95,7 +95,7 @@ func validateDeploymentStrategy(s *appsv1.DeploymentStrategy, fldPath *field.Pat
 		}
 		return append(allErrs, isNotMoreThan100Percent(maxUnavailable, p.Child("maxUnavailable"))...)
 	default:
-		return field.ErrorList{field.NotSupported(fldPath, s, []appsv1.DeploymentStrategyType{appsv1.RecreateDeploymentStrategyType, appsv1.RollingUpdateDeploymentStrategyType})}
+		return field.ErrorList{field.NotSupported(fldPath, internalValue(*s), []appsv1.DeploymentStrategyType{appsv1.RecreateDeploymentStrategyType, appsv1.RollingUpdateDeploymentStrategyType})}
 	}
 	return nil
 }
@@ -249,7 +249,7 @@ func validateStatefulSetSpec(spec *appsv1.StatefulSetSpec, fldPath *field.Path, 
 		allErrs = append(allErrs, field.Required(usPath, ""))
 	case appsv1.OnDeleteStatefulSetStrategyType:
 		if spec.UpdateStrategy.RollingUpdate != nil {
-			allErrs = append(allErrs, field.Invalid(usPath.Child("rollingUpdate"), spec.UpdateStrategy.RollingUpdate,
+			allErrs = append(allErrs, field.Invalid(usPath.Child("rollingUpdate"), internalValue(spec.UpdateStrategy.RollingUpdate),
 				fmt.Sprintf("only allowed for updateStrategy '%s'", appsv1.RollingUpdateStatefulSetStrategyType)))
 		}
 	case appsv1.RollingUpdateStatefulSetStrategyType:
@@ -266,7 +266,7 @@ func validateStatefulSetSpec(spec *appsv1.StatefulSetSpec, fldPath *field.Path, 
 			}
 		}
 	default:
-		allErrs = append(allErrs, field.Invalid(usPath, spec.UpdateStrategy,
+		allErrs = append(allErrs, field.Invalid(usPath, internalValue(spec.UpdateStrategy),
 			fmt.Sprintf("must be '%s' or '%s'", appsv1.RollingUpdateStatefulSetStrategyType, appsv1.OnDeleteStatefulSetStrategyType)))
 	}
 	if p := spec.PersistentVolumeClaimRetentionPolicy; p != nil {
@@ -423,7 +423,7 @@ func validateDaemonSetUpdateStrategy(s *appsv1.DaemonSetUpdateStrategy, fldPath 
 		}
 		return allErrs
 	default:
-		return field.ErrorList{field.NotSupported(fldPath, s, []appsv1.DaemonSetUpdateStrategyType{appsv1.RollingUpdateDaemonSetStrategyType, appsv1.OnDeleteDaemonSetStrategyType})}
+		return field.ErrorList{field.NotSupported(fldPath, internalValue(*s), []appsv1.DaemonSetUpdateStrategyType{appsv1.RollingUpdateDaemonSetStrategyType, appsv1.OnDeleteDaemonSetStrategyType})}
 	}
 }
 

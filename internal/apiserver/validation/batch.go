@@ -194,7 +194,7 @@ func validateJobSpec(spec *batchv1.JobSpec, fldPath *field.Path) field.ErrorList
 		allErrs = append(allErrs, field.TooMany(fldPath.Child("podFailurePolicy").Child("rules"), len(spec.PodFailurePolicy.Rules), maxPodFailurePolicyRules))
 	}
 	if spec.SuccessPolicy != nil && !indexed {
-		allErrs = append(allErrs, field.Invalid(fldPath.Child("successPolicy"), *spec.SuccessPolicy, "requires indexed completion mode"))
+		allErrs = append(allErrs, field.Invalid(fldPath.Child("successPolicy"), internalValue(*spec.SuccessPolicy), "requires indexed completion mode"))
 	}
 	if spec.PodReplacementPolicy != nil {
 		p := fldPath.Child("podReplacementPolicy")

@@ -84,7 +84,7 @@ func validateNodeTaints(taints []corev1.Taint, fldPath *field.Path) field.ErrorL
 		}
 		allErrs = append(allErrs, validateTaintEffect(t.Effect, false, p.Child("effect"))...)
 		if unique[t.Effect][t.Key] {
-			e := field.Duplicate(p, t)
+			e := field.Duplicate(p, internalValue(t))
 			e.Detail = "taints must be unique by key and effect pair"
 			allErrs = append(allErrs, e)
 			continue
@@ -117,7 +117,7 @@ func validateNodeUpdate(node, old *corev1.Node) field.ErrorList {
 	seen := map[corev1.NodeAddress]bool{}
 	for i, a := range node.Status.Addresses {
 		if seen[a] {
-			allErrs = append(allErrs, field.Duplicate(field.NewPath("status", "addresses").Index(i), a))
+			allErrs = append(allErrs, field.Duplicate(field.NewPath("status", "addresses").Index(i), internalValue(a)))
 		}
 		seen[a] = true
 	}

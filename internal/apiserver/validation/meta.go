@@ -1,7 +1,9 @@
 package validation
 
 import (
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -268,4 +270,107 @@ func validateIP(fldPath *field.Path, value string) field.ErrorList {
 // validateCIDR is validateIP for CIDR fields.
 func validateCIDR(fldPath *field.Path, value string) field.ErrorList {
 	return validation.IsValidCIDRForLegacyField(fldPath, value, false, nil)
+}
+
+// internalValue renders a struct the way upstream's error messages show it.
+// Upstream validates its internal types, which have no JSON tags, so a
+// struct-valued BadValue prints with Go field names and without omitempty
+// ({"Type":"BlueGreen","RollingUpdate":null}). Types with their own JSON
+// form (quantities, int-or-strings, times, label selectors) keep it.
+func internalValue(v interface{}) json.RawMessage {
+	out, err := json.Marshal(internalForm(reflect.ValueOf(v)))
+	if err != nil {
+		return json.RawMessage(`null`)
+	}
+	return out
+}
+
+func internalForm(v reflect.Value) interface{} {
+	if !v.IsValid() {
+		return nil
+	}
+	// Shared apimachinery types are the same in upstream's internal API.
+	if t := v.Type(); strings.HasPrefix(t.PkgPath(), "k8s.io/apimachinery/") && v.CanInterface() {
+		return v.Interface()
+	}
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return nil
+		}
+		return internalForm(v.Elem())
+	case reflect.Struct:
+		var out orderedObject
+		return addStructFields(v, out)
+	case reflect.Slice:
+		if v.IsNil() {
+			return nil
+		}
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return v.Interface()
+		}
+		fallthrough
+	case reflect.Array:
+		out := make([]interface{}, v.Len())
+		for i := range out {
+			out[i] = internalForm(v.Index(i))
+		}
+		return out
+	case reflect.Map:
+		if v.IsNil() {
+			return nil
+		}
+		out := map[string]interface{}{}
+		for _, k := range v.MapKeys() {
+			out[fmt.Sprint(k.Interface())] = internalForm(v.MapIndex(k))
+		}
+		return out
+	}
+	return v.Interface()
+}
+
+// addStructFields flattens embedded structs as encoding/json does.
+func addStructFields(v reflect.Value, out orderedObject) orderedObject {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			out = addStructFields(v.Field(i), out)
+			continue
+		}
+		out = append(out, keyValue{f.Name, internalForm(v.Field(i))})
+	}
+	return out
+}
+
+type keyValue struct {
+	key   string
+	value interface{}
+}
+
+// orderedObject is a JSON object that keeps its fields in struct order.
+type orderedObject []keyValue
+
+// MarshalJSON writes the fields in order.
+func (o orderedObject) MarshalJSON() ([]byte, error) {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, kv := range o {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, _ := json.Marshal(kv.key)
+		val, err := json.Marshal(kv.value)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(val)
+	}
+	b.WriteByte('}')
+	return []byte(b.String()), nil
 }

@@ -47,7 +47,7 @@ func validateIngressUpdate(ing, old *networkingv1.Ingress) field.ErrorList {
 func validateIngressSpec(spec *networkingv1.IngressSpec, fldPath *field.Path) field.ErrorList {
 	var allErrs field.ErrorList
 	if len(spec.Rules) == 0 && spec.DefaultBackend == nil {
-		allErrs = append(allErrs, field.Invalid(fldPath, spec.Rules, "either `defaultBackend` or `rules` must be specified"))
+		allErrs = append(allErrs, field.Invalid(fldPath, internalValue(spec.Rules), "either `defaultBackend` or `rules` must be specified"))
 	}
 	if spec.DefaultBackend != nil {
 		allErrs = append(allErrs, validateIngressBackend(spec.DefaultBackend, fldPath.Child("defaultBackend"))...)

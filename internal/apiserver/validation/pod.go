@@ -234,10 +234,10 @@ func validatePodResourceClaims(claims []corev1.PodResourceClaim, fldPath *field.
 			seen[c.Name] = true
 		}
 		if c.ResourceClaimName != nil && c.ResourceClaimTemplateName != nil {
-			allErrs = append(allErrs, field.Invalid(p, c, "at most one of `resourceClaimName` or `resourceClaimTemplateName` may be specified"))
+			allErrs = append(allErrs, field.Invalid(p, internalValue(c), "at most one of `resourceClaimName` or `resourceClaimTemplateName` may be specified"))
 		}
 		if c.ResourceClaimName == nil && c.ResourceClaimTemplateName == nil {
-			allErrs = append(allErrs, field.Invalid(p, c, "must specify one of: `resourceClaimName`, `resourceClaimTemplateName`"))
+			allErrs = append(allErrs, field.Invalid(p, internalValue(c), "must specify one of: `resourceClaimName`, `resourceClaimTemplateName`"))
 		}
 	}
 	return names, allErrs
@@ -316,7 +316,7 @@ func validateInitContainers(containers, regular []corev1.Container, vols map[str
 			}
 		}
 		if len(ctr.ResizePolicy) > 0 {
-			allErrs = append(allErrs, field.Invalid(p.Child("resizePolicy"), ctr.ResizePolicy, "must not be set for init containers"))
+			allErrs = append(allErrs, field.Invalid(p.Child("resizePolicy"), internalValue(ctr.ResizePolicy), "must not be set for init containers"))
 		}
 	}
 	return allErrs
@@ -967,12 +967,12 @@ func validateSecurityContext(sc *corev1.SecurityContext, fldPath *field.Path) fi
 	allErrs = append(allErrs, validateSeccompProfileField(sc.SeccompProfile, fldPath.Child("seccompProfile"))...)
 	if sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation {
 		if deref(sc.Privileged, false) {
-			allErrs = append(allErrs, field.Invalid(fldPath, sc, "cannot set `allowPrivilegeEscalation` to false and `privileged` to true"))
+			allErrs = append(allErrs, field.Invalid(fldPath, internalValue(sc), "cannot set `allowPrivilegeEscalation` to false and `privileged` to true"))
 		}
 		if sc.Capabilities != nil {
 			for _, c := range sc.Capabilities.Add {
 				if c == "CAP_SYS_ADMIN" {
-					allErrs = append(allErrs, field.Invalid(fldPath, sc, "cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN"))
+					allErrs = append(allErrs, field.Invalid(fldPath, internalValue(sc), "cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN"))
 				}
 			}
 		}
@@ -1000,7 +1000,7 @@ func validateSeccompProfileField(sp *corev1.SeccompProfile, fldPath *field.Path)
 			allErrs = append(allErrs, validateLocalDescendingPath(*sp.LocalhostProfile, fldPath.Child("localhostProfile"))...)
 		}
 	} else if sp.LocalhostProfile != nil {
-		allErrs = append(allErrs, field.Invalid(fldPath.Child("localhostProfile"), sp, "can only be set when seccomp type is Localhost"))
+		allErrs = append(allErrs, field.Invalid(fldPath.Child("localhostProfile"), internalValue(sp), "can only be set when seccomp type is Localhost"))
 	}
 	return allErrs
 }
@@ -1053,7 +1053,7 @@ func validateTolerations(tolerations []corev1.Toleration, fldPath *field.Path) f
 			}
 		case corev1.TolerationOpExists:
 			if t.Value != "" {
-				allErrs = append(allErrs, field.Invalid(p.Child("operator"), t, "value must be empty when `operator` is 'Exists'"))
+				allErrs = append(allErrs, field.Invalid(p.Child("operator"), internalValue(t), "value must be empty when `operator` is 'Exists'"))
 			}
 		default:
 			allErrs = append(allErrs, field.NotSupported(p.Child("operator"), t.Operator, []corev1.TolerationOperator{corev1.TolerationOpEqual, corev1.TolerationOpExists}))
@@ -1520,7 +1520,7 @@ func validatePodIPs(ips []corev1.PodIP, fldPath *field.Path) field.ErrorList {
 	for i, ip := range ips {
 		allErrs = append(allErrs, validateIP(fldPath.Index(i), ip.IP)...)
 		if seen[ip.IP] {
-			allErrs = append(allErrs, field.Duplicate(fldPath.Index(i), ip))
+			allErrs = append(allErrs, field.Duplicate(fldPath.Index(i), internalValue(ip)))
 		}
 		seen[ip.IP] = true
 	}

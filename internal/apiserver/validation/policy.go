@@ -21,7 +21,7 @@ import (
 func validatePDBSpec(spec *policyv1.PodDisruptionBudgetSpec, fldPath *field.Path) field.ErrorList {
 	var allErrs field.ErrorList
 	if spec.MinAvailable != nil && spec.MaxUnavailable != nil {
-		allErrs = append(allErrs, field.Invalid(fldPath, spec, "minAvailable and maxUnavailable cannot be both set"))
+		allErrs = append(allErrs, field.Invalid(fldPath, internalValue(*spec), "minAvailable and maxUnavailable cannot be both set"))
 	}
 	if spec.MinAvailable != nil {
 		allErrs = append(allErrs, validatePositiveIntOrPercent(*spec.MinAvailable, fldPath.Child("minAvailable"))...)
@@ -173,7 +173,7 @@ func validateClusterRoleBinding(b *rbacv1.ClusterRoleBinding) field.ErrorList {
 // validateRoleRefUnchanged: a binding's roleRef is fixed for its lifetime.
 func validateRoleRefUnchanged(ref, old rbacv1.RoleRef) field.ErrorList {
 	if ref != old {
-		return field.ErrorList{field.Invalid(field.NewPath("roleRef"), ref, "cannot change roleRef")}
+		return field.ErrorList{field.Invalid(field.NewPath("roleRef"), internalValue(ref), "cannot change roleRef")}
 	}
 	return nil
 }

@@ -159,7 +159,7 @@ func validateService(service *corev1.Service) field.ErrorList {
 	for i, port := range service.Spec.Ports {
 		key := protoPort{port.Protocol, port.Port}
 		if ports[key] {
-			allErrs = append(allErrs, field.Duplicate(specPath.Child("ports").Index(i), corev1.ServicePort{Protocol: port.Protocol, Port: port.Port}))
+			allErrs = append(allErrs, field.Duplicate(specPath.Child("ports").Index(i), internalValue(corev1.ServicePort{Protocol: port.Protocol, Port: port.Port})))
 		}
 		ports[key] = true
 	}
