@@ -107,37 +107,45 @@ func (p phase) detail() string {
 	return s
 }
 
+// opTimeout bounds one operation. A phase's own deadline only stops new
+// operations from starting: cancelling one in flight would leave the
+// server applying a write whose answer the benchmark never saw, and the
+// next update of that object would then conflict.
+const opTimeout = 30 * time.Second
+
 // runWorkers runs op on `workers` goroutines until maxOps operations have
 // been started in total or `limit` has passed, and times every call. op gets
 // the worker's number, a global operation index and the worker's own count.
 func runWorkers(ctx context.Context, workers, maxOps int, limit time.Duration, op func(ctx context.Context, w, i, k int) error) phase {
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
 	var next atomic.Int64
 	var mu sync.Mutex
 	var res phase
 	var wg sync.WaitGroup
 	start := time.Now()
+	deadline := start.Add(limit)
 	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			local := make([]time.Duration, 0, maxOps/workers+1)
+			local := make([]time.Duration, 0, min(maxOps/workers+1, 1<<16))
 			var errs int
 			var firstErr error
 			for k := 0; ; k++ {
-				i := int(next.Add(1) - 1)
-				if i >= maxOps || ctx.Err() != nil {
+				if ctx.Err() != nil || time.Now().After(deadline) {
 					break
 				}
+				i := int(next.Add(1) - 1)
+				if i >= maxOps {
+					break
+				}
+				octx, cancel := context.WithTimeout(ctx, opTimeout)
 				t0 := time.Now()
-				err := op(ctx, w, i, k)
+				err := op(octx, w, i, k)
 				d := time.Since(t0)
+				cancel()
 				if err != nil {
-					// An op cut off by the phase's own deadline is not
-					// a server error.
 					if ctx.Err() != nil {
-						break
+						break // interrupted, not a server error
 					}
 					errs++
 					if firstErr == nil {

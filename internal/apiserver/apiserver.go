@@ -69,8 +69,10 @@ type endpoint struct {
 	gvk        schema.GroupVersionKind // as served
 	storageGVK schema.GroupVersionKind
 	store      *storage.Resource
-	// managers keep managedFields, per subresource ("" and "status").
-	managers map[string]*managedfields.FieldManager
+	// managers keep managedFields of storage-version objects on updates;
+	// appliers run server-side apply on served-version objects. Both per
+	// subresource ("" and "status").
+	managers, appliers map[string]*managedfields.FieldManager
 }
 
 func (e *endpoint) gr() schema.GroupResource { return e.res.GroupResource() }
@@ -143,17 +145,19 @@ func New(cfg Config) (*Server, error) {
 			if _, err := cfg.Scheme.New(gvk); err != nil {
 				return nil, fmt.Errorf("resource %s: %w", r.Name, err)
 			}
-			ep := &endpoint{res: r, gvk: gvk, storageGVK: storageGVK, store: st, managers: map[string]*managedfields.FieldManager{}}
+			ep := &endpoint{res: r, gvk: gvk, storageGVK: storageGVK, store: st,
+				managers: map[string]*managedfields.FieldManager{}, appliers: map[string]*managedfields.FieldManager{}}
 			for _, sub := range []string{"", "status"} {
 				if sub == "status" && !r.HasSubresource("status") {
 					continue
 				}
-				fm, err := managedfields.NewDefaultFieldManager(typeConverter, cfg.Scheme, defaulter{}, cfg.Scheme,
-					gvk, gvk.GroupVersion(), sub, resetFilters(gvk, sub))
-				if err != nil {
-					return nil, fmt.Errorf("field manager for %v: %w", gvk, err)
+				var err error
+				if ep.managers[sub], err = newFieldManager(typeConverter, cfg.Scheme, storageGVK, sub); err != nil {
+					return nil, err
 				}
-				ep.managers[sub] = fm
+				if ep.appliers[sub], err = newFieldManager(typeConverter, cfg.Scheme, gvk, sub); err != nil {
+					return nil, err
+				}
 			}
 			s.endpoints[gvk.GroupVersion().WithResource(r.Name)] = ep
 		}
@@ -175,6 +179,14 @@ func attrs(obj runtime.Object) (labels.Set, fields.Set) {
 		l = m.GetLabels()
 	}
 	return l, strategy.Fields(obj)
+}
+
+func newFieldManager(tc managedfields.TypeConverter, scheme *runtime.Scheme, gvk schema.GroupVersionKind, sub string) (*managedfields.FieldManager, error) {
+	fm, err := managedfields.NewDefaultFieldManager(tc, scheme, defaulter{}, scheme, gvk, gvk.GroupVersion(), sub, resetFilters(gvk, sub))
+	if err != nil {
+		return nil, fmt.Errorf("field manager for %v: %w", gvk, err)
+	}
+	return fm, nil
 }
 
 // defaulter adapts the defaults package to the field manager.

@@ -111,7 +111,7 @@ func (c *call) patch(sub string) error {
 			}
 			var next runtime.Object
 			if apply {
-				if next, err = c.ep.manager(sub).Apply(served, applied.DeepCopy(), c.fieldManager, force); err != nil {
+				if next, err = c.ep.applier(sub).Apply(served, applied.DeepCopy(), c.fieldManager, force); err != nil {
 					return nil, err
 				}
 			} else {
@@ -201,7 +201,7 @@ func (c *call) applyCreate(applied *unstructured.Unstructured, force bool) (runt
 		acc.SetNamespace(c.info.Namespace)
 	}
 	live.GetObjectKind().SetGroupVersionKind(c.ep.gvk)
-	obj, err := c.ep.manager("").Apply(live, applied.DeepCopy(), c.fieldManager, force)
+	obj, err := c.ep.applier("").Apply(live, applied.DeepCopy(), c.fieldManager, force)
 	if err != nil {
 		return nil, err
 	}

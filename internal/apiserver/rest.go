@@ -602,11 +602,22 @@ func (c *call) createObject(obj runtime.Object) (runtime.Object, error) {
 	return out, nil
 }
 
+// manager returns the field manager that records updates of storage-version
+// objects through a subresource.
 func (e *endpoint) manager(sub string) fieldManager {
 	if fm := e.managers[sub]; fm != nil {
 		return fm
 	}
 	return e.managers[""]
+}
+
+// applier returns the field manager for server-side apply, which works on
+// objects in the served version.
+func (e *endpoint) applier(sub string) fieldManager {
+	if fm := e.appliers[sub]; fm != nil {
+		return fm
+	}
+	return e.appliers[""]
 }
 
 // fieldManager is the part of managedfields.FieldManager the handlers use.
@@ -759,13 +770,15 @@ func (c *call) finishUpdate(out runtime.Object) (runtime.Object, error) {
 	}
 	rv := acc.GetResourceVersion()
 	deleted, err := c.ep.store.Delete(c.ctx, acc.GetNamespace(), acc.GetName(), false, func(cur runtime.Object) error {
-		ca, _ := meta.Accessor(cur)
-		if ca.GetResourceVersion() != rv {
-			return errSkip
+		// A conflict makes the store re-read etcd once when its cached copy
+		// is older than the update just written; a second one means somebody
+		// else wrote since, and that writer decides.
+		if ca, _ := meta.Accessor(cur); ca.GetResourceVersion() != rv {
+			return apierrors.NewConflict(c.ep.gr(), acc.GetName(), errors.New(storageModified))
 		}
 		return nil
 	})
-	if errors.Is(err, errSkip) || apierrors.IsNotFound(err) {
+	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
 		return out, nil
 	}
 	if err != nil {
@@ -774,8 +787,6 @@ func (c *call) finishUpdate(out runtime.Object) (runtime.Object, error) {
 	c.s.releaseFor(c.ctx, deleted)
 	return out, nil
 }
-
-var errSkip = errors.New("skip")
 
 // userOf returns the requesting user's name.
 func (c *call) userOf() string {

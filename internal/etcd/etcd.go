@@ -89,6 +89,9 @@ func Start(ctx context.Context, cfg Config) (*Embedded, error) {
 	return &Embedded{etcd: e, client: v3client.New(e.Server)}, nil
 }
 
+// ClientURL is the member's client URL on loopback.
+func (e *Embedded) ClientURL() string { return e.etcd.Config().AdvertiseClientUrls[0].String() }
+
 // Client returns an in-process client of the member.
 func (e *Embedded) Client() *clientv3.Client { return e.client }
 

@@ -284,7 +284,9 @@ func TestReplicationController(t *testing.T) {
 			want: []fe{notSupported("spec.template.spec.restartPolicy")}},
 	})
 	runUpdate(t, newReplicationController, true, []updateCase[*corev1.ReplicationController]{
-		{name: "ready above replicas", mutate: func(r *corev1.ReplicationController) { r.Status = corev1.ReplicationControllerStatus{Replicas: 1, ReadyReplicas: 2} },
+		{name: "ready above replicas", mutate: func(r *corev1.ReplicationController) {
+			r.Status = corev1.ReplicationControllerStatus{Replicas: 1, ReadyReplicas: 2}
+		},
 			want: []fe{invalid("status.readyReplicas")}},
 	})
 }

@@ -87,7 +87,9 @@ func TestPersistentVolume(t *testing.T) {
 		}, want: []fe{required("spec.nodeAffinity")}},
 	})
 	runUpdate(t, newPV, false, []updateCase[*corev1.PersistentVolume]{
-		{name: "claimRef set", mutate: func(p *corev1.PersistentVolume) { p.Spec.ClaimRef = &corev1.ObjectReference{Namespace: "default", Name: "data"} }},
+		{name: "claimRef set", mutate: func(p *corev1.PersistentVolume) {
+			p.Spec.ClaimRef = &corev1.ObjectReference{Namespace: "default", Name: "data"}
+		}},
 		{name: "source immutable", mutate: func(p *corev1.PersistentVolume) { p.Spec.HostPath.Path = "/srv/other" },
 			want: []fe{forbidden("spec.persistentvolumesource")}},
 	})
@@ -106,11 +108,15 @@ func TestPersistentVolumeClaim(t *testing.T) {
 		{name: "valid"},
 		{name: "no access modes", mutate: func(p *corev1.PersistentVolumeClaim) { p.Spec.AccessModes = nil },
 			want: []fe{required("spec.accessModes")}},
-		{name: "unknown access mode", mutate: func(p *corev1.PersistentVolumeClaim) { p.Spec.AccessModes = []corev1.PersistentVolumeAccessMode{"ReadMany"} },
+		{name: "unknown access mode", mutate: func(p *corev1.PersistentVolumeClaim) {
+			p.Spec.AccessModes = []corev1.PersistentVolumeAccessMode{"ReadMany"}
+		},
 			want: []fe{notSupported("spec.accessModes")}},
 		{name: "no storage request", mutate: func(p *corev1.PersistentVolumeClaim) { p.Spec.Resources.Requests = nil },
 			want: []fe{required("spec.resources[storage]")}},
-		{name: "zero storage", mutate: func(p *corev1.PersistentVolumeClaim) { p.Spec.Resources.Requests[corev1.ResourceStorage] = quantity("0") },
+		{name: "zero storage", mutate: func(p *corev1.PersistentVolumeClaim) {
+			p.Spec.Resources.Requests[corev1.ResourceStorage] = quantity("0")
+		},
 			want: []fe{invalid("spec.resources[storage]")}},
 	})
 	bound := func() *corev1.PersistentVolumeClaim {
@@ -122,8 +128,12 @@ func TestPersistentVolumeClaim(t *testing.T) {
 		return p
 	}
 	runUpdate(t, bound, false, []updateCase[*corev1.PersistentVolumeClaim]{
-		{name: "expand", mutate: func(p *corev1.PersistentVolumeClaim) { p.Spec.Resources.Requests[corev1.ResourceStorage] = quantity("2Gi") }},
-		{name: "shrink", mutate: func(p *corev1.PersistentVolumeClaim) { p.Spec.Resources.Requests[corev1.ResourceStorage] = quantity("500Mi") },
+		{name: "expand", mutate: func(p *corev1.PersistentVolumeClaim) {
+			p.Spec.Resources.Requests[corev1.ResourceStorage] = quantity("2Gi")
+		}},
+		{name: "shrink", mutate: func(p *corev1.PersistentVolumeClaim) {
+			p.Spec.Resources.Requests[corev1.ResourceStorage] = quantity("500Mi")
+		},
 			want: []fe{forbidden("spec.resources.requests.storage")}},
 		{name: "access modes immutable", mutate: func(p *corev1.PersistentVolumeClaim) {
 			p.Spec.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}
@@ -175,7 +185,9 @@ func TestResourceQuota(t *testing.T) {
 		}, want: []fe{invalid("spec.scopes")}},
 	})
 	runUpdate(t, fresh, false, []updateCase[*corev1.ResourceQuota]{
-		{name: "scopes immutable", mutate: func(r *corev1.ResourceQuota) { r.Spec.Scopes = []corev1.ResourceQuotaScope{corev1.ResourceQuotaScopeTerminating} },
+		{name: "scopes immutable", mutate: func(r *corev1.ResourceQuota) {
+			r.Spec.Scopes = []corev1.ResourceQuotaScope{corev1.ResourceQuotaScopeTerminating}
+		},
 			want: []fe{invalid("spec.scopes")}},
 	})
 }

@@ -273,7 +273,10 @@ func TestPodStatusUpdate(t *testing.T) {
 	}
 	runUpdate(t, stored, true, []updateCase[*corev1.Pod]{
 		{name: "no change"},
-		{name: "pod IP set", mutate: func(p *corev1.Pod) { p.Status.PodIP = "10.244.0.5"; p.Status.PodIPs = []corev1.PodIP{{IP: "10.244.0.5"}} }},
+		{name: "pod IP set", mutate: func(p *corev1.Pod) {
+			p.Status.PodIP = "10.244.0.5"
+			p.Status.PodIPs = []corev1.PodIP{{IP: "10.244.0.5"}}
+		}},
 		{name: "bad pod IP", mutate: func(p *corev1.Pod) { p.Status.PodIPs = []corev1.PodIP{{IP: "10.244.0"}} },
 			want: []fe{invalid("status.podIPs[0]")}},
 		{name: "node name change", mutate: func(p *corev1.Pod) { p.Spec.NodeName = "node-2" },

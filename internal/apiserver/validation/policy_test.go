@@ -42,7 +42,9 @@ func TestHPA(t *testing.T) {
 		{name: "utilization 0", mutate: func(h *autoscalingv2.HorizontalPodAutoscaler) {
 			h.Spec.Metrics[0].Resource.Target.AverageUtilization = ptr(int32(0))
 		}, want: []fe{invalid("spec.metrics[0].resource.target.averageUtilization")}},
-		{name: "metric type without source", mutate: func(h *autoscalingv2.HorizontalPodAutoscaler) { h.Spec.Metrics[0].Type = autoscalingv2.PodsMetricSourceType },
+		{name: "metric type without source", mutate: func(h *autoscalingv2.HorizontalPodAutoscaler) {
+			h.Spec.Metrics[0].Type = autoscalingv2.PodsMetricSourceType
+		},
 			want: []fe{required("spec.metrics[0].pods")}},
 		{name: "two metric sources", mutate: func(h *autoscalingv2.HorizontalPodAutoscaler) {
 			h.Spec.Metrics[0].Pods = &autoscalingv2.PodsMetricSource{Metric: autoscalingv2.MetricIdentifier{Name: "qps"},
@@ -56,7 +58,9 @@ func TestHPA(t *testing.T) {
 	h.Spec.MinReplicas = ptr(int32(6))
 	expectMessage(t, ValidateCreate(h), "spec.maxReplicas: Invalid value: 5: must be greater than or equal to `minReplicas`")
 	runUpdate(t, newHPA, true, []updateCase[*autoscalingv2.HorizontalPodAutoscaler]{
-		{name: "counts", mutate: func(h *autoscalingv2.HorizontalPodAutoscaler) { h.Status.CurrentReplicas, h.Status.DesiredReplicas = 2, 3 }},
+		{name: "counts", mutate: func(h *autoscalingv2.HorizontalPodAutoscaler) {
+			h.Status.CurrentReplicas, h.Status.DesiredReplicas = 2, 3
+		}},
 		{name: "negative desired", mutate: func(h *autoscalingv2.HorizontalPodAutoscaler) { h.Status.DesiredReplicas = -1 },
 			want: []fe{invalid("status.desiredReplicas")}},
 	})
