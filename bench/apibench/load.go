@@ -113,16 +113,36 @@ func (p phase) detail() string {
 // next update of that object would then conflict.
 const opTimeout = 30 * time.Second
 
-// runWorkers runs op on `workers` goroutines until maxOps operations have
-// been started in total or `limit` has passed, and times every call. op gets
-// the worker's number, a global operation index and the worker's own count.
-func runWorkers(ctx context.Context, workers, maxOps int, limit time.Duration, op func(ctx context.Context, w, i, k int) error) phase {
+// shape is how a phase loads the server.
+type shape struct {
+	workers int
+	maxOps  int           // operations started in total, at most
+	limit   time.Duration // no operation starts after this
+	// rate is the total operations per second over all workers; 0 means
+	// closed loop: each worker sends its next request as soon as the last
+	// one returned, which measures latency at saturation.
+	rate float64
+}
+
+// runWorkers runs op on the shape's workers until maxOps operations have
+// been started in total or the limit has passed, and times every call. op
+// gets the worker's number, a global operation index and the worker's own
+// count. With a rate, each worker starts its operations on a fixed
+// schedule and latency counts from the scheduled start, so a slow server
+// cannot hide its queueing by delaying the next request (coordinated
+// omission).
+func runWorkers(ctx context.Context, sh shape, op func(ctx context.Context, w, i, k int) error) phase {
+	workers, maxOps := sh.workers, sh.maxOps
+	var interval time.Duration
+	if sh.rate > 0 {
+		interval = time.Duration(float64(workers) / sh.rate * float64(time.Second))
+	}
 	var next atomic.Int64
 	var mu sync.Mutex
 	var res phase
 	var wg sync.WaitGroup
 	start := time.Now()
-	deadline := start.Add(limit)
+	deadline := start.Add(sh.limit)
 	for w := range workers {
 		wg.Add(1)
 		go func() {
@@ -131,6 +151,17 @@ func runWorkers(ctx context.Context, workers, maxOps int, limit time.Duration, o
 			var errs int
 			var firstErr error
 			for k := 0; ; k++ {
+				t0 := time.Now()
+				if interval > 0 {
+					// Workers are staggered over one interval.
+					at := start.Add(time.Duration(k)*interval + time.Duration(w)*interval/time.Duration(workers))
+					if d := time.Until(at); d > 0 {
+						if sleepCtx(ctx, d) != nil {
+							break
+						}
+					}
+					t0 = at
+				}
 				if ctx.Err() != nil || time.Now().After(deadline) {
 					break
 				}
@@ -139,7 +170,6 @@ func runWorkers(ctx context.Context, workers, maxOps int, limit time.Duration, o
 					break
 				}
 				octx, cancel := context.WithTimeout(ctx, opTimeout)
-				t0 := time.Now()
 				err := op(octx, w, i, k)
 				d := time.Since(t0)
 				cancel()
@@ -175,14 +205,20 @@ func runWorkers(ctx context.Context, workers, maxOps int, limit time.Duration, o
 // one goroutine at a time (the phases partition them), so no lock.
 type podSet struct {
 	pods []*corev1.Pod
+	// seq numbers every update across all phases, so no update ever
+	// writes the value already stored: the server (like upstream) skips
+	// such a no-op write, which then has no new resourceVersion and no
+	// watch event.
+	seq atomic.Int64
 }
 
 // fill creates n pods with `workers` concurrent clients and returns the
 // create latencies.
-func fill(ctx context.Context, c *client, set *podSet, n, workers int, limit time.Duration) phase {
+func fill(ctx context.Context, c *client, set *podSet, n int, sh shape) phase {
 	set.pods = make([]*corev1.Pod, n)
 	pods := c.cs.CoreV1().Pods(benchNamespace)
-	return runWorkers(ctx, workers, n, limit, func(ctx context.Context, _, i, _ int) error {
+	sh.maxOps = n
+	return runWorkers(ctx, sh, func(ctx context.Context, _, i, _ int) error {
 		p, err := pods.Create(ctx, benchPod(benchNamespace, i), metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
 			p, err = pods.Get(ctx, podName(i), metav1.GetOptions{})
@@ -198,7 +234,7 @@ func fill(ctx context.Context, c *client, set *podSet, n, workers int, limit tim
 // updateOne changes the sequence annotation of pod idx and stores the
 // server's answer. On a conflict it refetches, so the next try succeeds;
 // the conflict still counts as an error, as it should never happen here.
-func updateOne(ctx context.Context, c *client, set *podSet, idx, seq int) (*corev1.Pod, error) {
+func updateOne(ctx context.Context, c *client, set *podSet, idx int) (*corev1.Pod, error) {
 	p := set.pods[idx]
 	if p == nil {
 		return nil, fmt.Errorf("pod %d was never created", idx)
@@ -206,7 +242,8 @@ func updateOne(ctx context.Context, c *client, set *podSet, idx, seq int) (*core
 	if p.Annotations == nil {
 		p.Annotations = map[string]string{}
 	}
-	p.Annotations[seqAnnotation] = strconv.Itoa(seq)
+	p.Annotations[seqAnnotation] = strconv.FormatInt(set.seq.Add(1), 10)
+	before := p.ResourceVersion
 	pods := c.cs.CoreV1().Pods(benchNamespace)
 	up, err := pods.Update(ctx, p, metav1.UpdateOptions{})
 	if err != nil {
@@ -218,6 +255,9 @@ func updateOne(ctx context.Context, c *client, set *podSet, idx, seq int) (*core
 		return nil, err
 	}
 	set.pods[idx] = up
+	if up.ResourceVersion == before {
+		return up, fmt.Errorf("pod %q: update changed nothing (resourceVersion still %s)", p.Name, before)
+	}
 	return up, nil
 }
 
@@ -225,22 +265,23 @@ func updateOne(ctx context.Context, c *client, set *podSet, idx, seq int) (*core
 // pods round-robin (worker w owns the pods whose index is w modulo the
 // worker count), so no two clients race on one object and every update is
 // a clean read-modify-write with no conflicts.
-func updates(ctx context.Context, c *client, set *podSet, workers, maxOps int, limit time.Duration) phase {
+func updates(ctx context.Context, c *client, set *podSet, sh shape) phase {
 	n := len(set.pods)
-	workers = min(workers, n)
-	return runWorkers(ctx, workers, maxOps, limit, func(ctx context.Context, w, _, k int) error {
+	sh.workers = min(sh.workers, n)
+	workers := sh.workers
+	return runWorkers(ctx, sh, func(ctx context.Context, w, _, k int) error {
 		owned := (n - w + workers - 1) / workers
 		idx := w + (k%owned)*workers
-		_, err := updateOne(ctx, c, set, idx, k)
+		_, err := updateOne(ctx, c, set, idx)
 		return err
 	})
 }
 
 // gets runs `workers` clients that GET random pods.
-func gets(ctx context.Context, c *client, set *podSet, workers, maxOps int, limit time.Duration) phase {
+func gets(ctx context.Context, c *client, set *podSet, sh shape) phase {
 	n := len(set.pods)
 	pods := c.cs.CoreV1().Pods(benchNamespace)
-	return runWorkers(ctx, workers, maxOps, limit, func(ctx context.Context, _, i, _ int) error {
+	return runWorkers(ctx, sh, func(ctx context.Context, _, i, _ int) error {
 		_, err := pods.Get(ctx, podName(rand.IntN(n)), metav1.GetOptions{})
 		return err
 	})
@@ -321,7 +362,7 @@ func watchFanout(ctx context.Context, c *client, set *podSet, watchers, writes i
 	if n == 0 {
 		return res, errors.New("no pods to update")
 	}
-	start, err := updateOne(ctx, c, set, 0, -1)
+	start, err := updateOne(ctx, c, set, 0)
 	if err != nil {
 		return res, fmt.Errorf("first update: %w", err)
 	}
@@ -381,7 +422,7 @@ func watchFanout(ctx context.Context, c *client, set *podSet, watchers, writes i
 		}()
 	}
 	// Priming write: once every watcher has it, all watches are live.
-	if _, err := updateOne(ctx, c, set, 1%n, -2); err != nil {
+	if _, err := updateOne(ctx, c, set, 1%n); err != nil {
 		return res, fmt.Errorf("priming update: %w", err)
 	}
 	if err := waitGroupCtx(ctx, &primed); err != nil {
@@ -394,7 +435,7 @@ func watchFanout(ctx context.Context, c *client, set *podSet, watchers, writes i
 	order := make(map[string]int, writes)
 	for k := range writes {
 		w0 := time.Now()
-		up, err := updateOne(ctx, c, set, (k+2)%n, k)
+		up, err := updateOne(ctx, c, set, (k+2)%n)
 		now := time.Now()
 		if err != nil {
 			return res, fmt.Errorf("update %d: %w", k, err)
@@ -446,6 +487,18 @@ func watchFanout(ctx context.Context, c *client, set *podSet, watchers, writes i
 		}
 	}
 	return res, nil
+}
+
+// sleepCtx sleeps d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // waitGroupCtx waits for wg or for ctx to end.

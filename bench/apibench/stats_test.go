@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -78,5 +81,61 @@ func TestBenchPodSize(t *testing.T) {
 	t.Logf("%s", data)
 	if n := len(data); n < 1500 || n > 3000 {
 		t.Errorf("benchPod JSON got %d bytes, want 1500-3000", n)
+	}
+}
+
+func TestParseServerHist(t *testing.T) {
+	text := `# HELP apiserver_request_duration_seconds x
+apiserver_request_duration_seconds_bucket{group="",resource="pods",scope="namespace",subresource="",verb="CREATE",version="v1",le="0.005"} 10
+apiserver_request_duration_seconds_bucket{group="",resource="pods",scope="namespace",subresource="",verb="CREATE",version="v1",le="0.01"} 90
+apiserver_request_duration_seconds_bucket{group="",resource="pods",scope="namespace",subresource="",verb="CREATE",version="v1",le="0.025"} 99
+apiserver_request_duration_seconds_bucket{group="",resource="pods",scope="namespace",subresource="",verb="CREATE",version="v1",le="+Inf"} 100
+apiserver_request_duration_seconds_sum{group="",resource="pods",scope="namespace",subresource="",verb="CREATE",version="v1"} 0.8
+apiserver_request_duration_seconds_count{group="",resource="pods",scope="namespace",subresource="",verb="CREATE",version="v1"} 100
+apiserver_request_duration_seconds_count{group="",resource="pods",scope="namespace",subresource="status",verb="CREATE",version="v1"} 7
+apiserver_request_duration_seconds_count{group="",resource="pods",scope="namespace",subresource="",verb="GET",version="v1"} 5
+apiserver_request_duration_seconds_count{group="",resource="namespaces",scope="cluster",subresource="",verb="CREATE",version="v1"} 3
+`
+	h, err := parseServerHist(strings.NewReader(text), "CREATE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.count != 100 || h.sum != 0.8 {
+		t.Errorf("got count %v sum %v, want 100 and 0.8", h.count, h.sum)
+	}
+	if got := h.p99Bound(); got != 0.025 {
+		t.Errorf("p99Bound got %v, want 0.025", got)
+	}
+	before := serverHist{count: 90, sum: 0.5, buckets: map[float64]float64{0.005: 10, 0.01: 89, 0.025: 90, math.Inf(1): 90}}
+	d := h.since(before)
+	if d.count != 10 {
+		t.Errorf("since: got count %v, want 10", d.count)
+	}
+	if got := d.p99Bound(); got != math.Inf(1) {
+		t.Errorf("since: p99Bound got %v, want +Inf (one of ten above 25 ms)", got)
+	}
+}
+
+func TestRunWorkersBounds(t *testing.T) {
+	noop := func(context.Context, int, int, int) error { return nil }
+	tests := []struct {
+		name     string
+		sh       shape
+		min, max int
+	}{
+		{"count bound", shape{workers: 4, maxOps: 10, limit: time.Minute}, 10, 10},
+		{"time bound", shape{workers: 2, maxOps: 1 << 30, limit: 50 * time.Millisecond, rate: 100}, 4, 7},
+		{"rate paces", shape{workers: 3, maxOps: 1 << 30, limit: 200 * time.Millisecond, rate: 50}, 9, 12},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := runWorkers(context.Background(), tt.sh, noop)
+			if p.ops < tt.min || p.ops > tt.max {
+				t.Errorf("got %d ops, want %d-%d", p.ops, tt.min, tt.max)
+			}
+			if len(p.samples) != p.ops || p.errs != 0 {
+				t.Errorf("got %d samples and %d errors for %d ops, want all samples", len(p.samples), p.errs, p.ops)
+			}
+		})
 	}
 }

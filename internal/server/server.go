@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -277,6 +278,9 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("bootstrap: %w", err)
 		}
 		api.SetReady()
+		// Start-up builds large transient structures (OpenAPI documents,
+		// schemas); hand the freed heap back so an idle server stays small.
+		debug.FreeOSMemory()
 		s.log.Info("skiff server ready", "url", fmt.Sprintf("https://%s", net.JoinHostPort(advertise, strconv.Itoa(cfg.SecurePort))),
 			"kubeconfig", cfg.KubeconfigPath, "elapsed", time.Since(start).Round(time.Millisecond))
 		return nil

@@ -17,9 +17,10 @@ import (
 
 // Media types of request and response bodies, as the server negotiates them.
 var (
-	produces      = []string{"application/json", "application/yaml", "application/vnd.kubernetes.protobuf"}
-	producesWatch = append(append([]string{}, produces...),
-		"application/json;stream=watch", "application/vnd.kubernetes.protobuf;stream=watch")
+	// Skiff answers in JSON or YAML; it reads protobuf bodies but never
+	// writes protobuf, so it does not advertise it.
+	produces      = []string{"application/json", "application/yaml"}
+	producesWatch = append(append([]string{}, produces...), "application/json;stream=watch")
 	consumesAny   = []string{"*/*"}
 	consumesPatch = []string{
 		"application/json-patch+json",
