@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -354,7 +357,7 @@ type arrival struct {
 // watcher and every write the time from the write's return to the event's
 // arrival. A first, untimed write proves every watch is live before
 // timing starts, so watch set-up is not counted as delivery delay.
-func watchFanout(ctx context.Context, c *client, set *podSet, watchers, writes int, interval time.Duration) (watchResult, error) {
+func watchFanout(ctx context.Context, c *client, set *podSet, open openWatch, watchers, writes int, interval time.Duration) (watchResult, error) {
 	res := watchResult{writes: writes, watchers: watchers}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute+time.Duration(writes)*interval)
 	defer cancel()
@@ -367,15 +370,14 @@ func watchFanout(ctx context.Context, c *client, set *podSet, watchers, writes i
 		return res, fmt.Errorf("first update: %w", err)
 	}
 	t0 := time.Now()
-	pods := c.cs.CoreV1().Pods(benchNamespace)
-	ws := make([]watch.Interface, 0, watchers)
+	ws := make([]eventStream, 0, watchers)
 	defer func() {
 		for _, w := range ws {
-			w.Stop()
+			w.stop()
 		}
 	}()
 	for i := range watchers {
-		w, err := pods.Watch(ctx, metav1.ListOptions{ResourceVersion: start.ResourceVersion})
+		w, err := open(ctx, start.ResourceVersion)
 		if err != nil {
 			return res, fmt.Errorf("open watch %d: %w", i, err)
 		}
@@ -400,23 +402,17 @@ func watchFanout(ctx context.Context, c *client, set *podSet, watchers, writes i
 				got[i] = seen
 			}()
 			for len(seen) < want {
-				select {
-				case ev, ok := <-w.ResultChan():
-					if !ok {
-						closed[i] = true
-						return
-					}
-					at := time.Now()
-					p, ok := ev.Object.(*corev1.Pod)
-					if !ok || ev.Type != watch.Modified {
-						continue
-					}
-					seen = append(seen, arrival{rv: p.ResourceVersion, at: at})
-					if len(seen) == 1 {
-						primed.Done()
-					}
-				case <-ctx.Done():
+				typ, rv, err := w.next(ctx)
+				if err != nil {
+					closed[i] = ctx.Err() == nil
 					return
+				}
+				if typ != watch.Modified {
+					continue
+				}
+				seen = append(seen, arrival{rv: rv, at: time.Now()})
+				if len(seen) == 1 {
+					primed.Done()
 				}
 			}
 		}()
@@ -499,6 +495,124 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// eventStream is one open watch, reduced to what the measurement needs.
+type eventStream interface {
+	// next blocks for the next event and returns its type and the
+	// object's resourceVersion; an error ends the stream.
+	next(ctx context.Context) (watch.EventType, string, error)
+	stop()
+}
+
+// openWatch opens a pod watch on the benchmark namespace from rv.
+type openWatch func(ctx context.Context, rv string) (eventStream, error)
+
+// clientGoWatch opens watches through client-go, which decodes every event
+// into a Pod before handing it over, as a controller's informer does.
+func (c *client) clientGoWatch(ctx context.Context, rv string) (eventStream, error) {
+	w, err := c.cs.CoreV1().Pods(benchNamespace).Watch(ctx, metav1.ListOptions{ResourceVersion: rv})
+	if err != nil {
+		return nil, err
+	}
+	return typedStream{w}, nil
+}
+
+type typedStream struct{ w watch.Interface }
+
+func (t typedStream) next(ctx context.Context) (watch.EventType, string, error) {
+	select {
+	case ev, ok := <-t.w.ResultChan():
+		if !ok {
+			return "", "", io.EOF
+		}
+		if p, ok := ev.Object.(*corev1.Pod); ok {
+			return ev.Type, p.ResourceVersion, nil
+		}
+		return ev.Type, "", nil
+	case <-ctx.Done():
+		return "", "", ctx.Err()
+	}
+}
+
+func (t typedStream) stop() { t.w.Stop() }
+
+// rawWatch opens watches over plain HTTP and only scans each event line
+// for its type and resourceVersion: how fast the server fans an event
+// out, with as little client work in the way as possible.
+func (c *client) rawWatch(ctx context.Context, rv string) (eventStream, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
+		c.base+"/api/v1/namespaces/"+benchNamespace+"/pods?watch=1&resourceVersion="+rv, nil)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		_ = resp.Body.Close()
+		cancel()
+		return nil, fmt.Errorf("watch: HTTP %d", resp.StatusCode)
+	}
+	return &rawStream{body: resp.Body, r: bufio.NewReaderSize(resp.Body, 64<<10), cancel: cancel}, nil
+}
+
+type rawStream struct {
+	body   io.ReadCloser
+	r      *bufio.Reader
+	cancel context.CancelFunc
+}
+
+func (s *rawStream) next(context.Context) (watch.EventType, string, error) {
+	line, err := s.r.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		// A frame longer than the buffer: keep its head, drop the rest.
+		head := slices.Clone(line)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			_, err = s.r.ReadSlice('\n')
+		}
+		line = head
+	}
+	if err != nil {
+		return "", "", err
+	}
+	return parseWatchFrame(line)
+}
+
+func (s *rawStream) stop() {
+	s.cancel()
+	_ = s.body.Close()
+}
+
+// parseWatchFrame reads the type and the object's resourceVersion from one
+// watch event line without decoding it. The first resourceVersion in the
+// frame is the object's: the type comes first, then the object, whose
+// metadata holds it.
+func parseWatchFrame(line []byte) (watch.EventType, string, error) {
+	typ := between(line, `"type":"`, `"`)
+	if typ == "" {
+		return "", "", fmt.Errorf("watch frame without a type: %.100s", line)
+	}
+	return watch.EventType(typ), between(line, `"resourceVersion":"`, `"`), nil
+}
+
+// between returns what follows the first start in b, up to end.
+func between(b []byte, start, end string) string {
+	i := bytes.Index(b, []byte(start))
+	if i < 0 {
+		return ""
+	}
+	rest := b[i+len(start):]
+	j := bytes.Index(rest, []byte(end))
+	if j < 0 {
+		return ""
+	}
+	return string(rest[:j])
 }
 
 // waitGroupCtx waits for wg or for ctx to end.
