@@ -376,7 +376,7 @@ func idleMemory(ctx context.Context, o *options, c *child, rep *report) {
 		rep.fail("RSS, idle fresh server", "<= 80 MiB", err)
 		return
 	}
-	rep.add(memoryRow("RSS, idle fresh server", m.rss, 80, fmt.Sprintf("after %s idle; peak (VmHWM) %s", o.settle, mib(m.hwm))))
+	rep.add(memoryRow("RSS, idle fresh server", m.rss, 80, fmt.Sprintf("after %s idle; %s", o.settle, m.describe())))
 }
 
 // loadRuns runs the load measurements on one server: fill it with pods,
@@ -505,7 +505,7 @@ func loadRuns(ctx context.Context, o *options, spawn func(string) (*child, error
 		return ctx.Err()
 	}
 	if m, err := c.readMemory(); err == nil {
-		rep.add(memoryRow("RSS right after the load above", m.rss, 0, fmt.Sprintf("peak (VmHWM) %s", mib(m.hwm))))
+		rep.add(memoryRow("RSS right after the load above", m.rss, 0, m.describe()))
 	}
 
 	// A restart on the filled data dir: start-up with real data, and the
@@ -537,7 +537,7 @@ func loadRuns(ctx context.Context, o *options, spawn func(string) (*child, error
 			rep.fail(name, "<= 300 MiB", err)
 			return nil
 		}
-		rep.add(memoryRow(name, m.rss, 300, fmt.Sprintf("after %s idle; peak (VmHWM) %s", o.settle, mib(m.hwm))))
+		rep.add(memoryRow(name, m.rss, 300, fmt.Sprintf("after %s idle; %s", o.settle, m.describe())))
 	}
 	c.stop()
 	return nil

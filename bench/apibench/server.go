@@ -308,6 +308,14 @@ func sleepOrDone(ctx context.Context, c *child, d time.Duration) error {
 // memory is what /proc/PID/status says about the server's memory.
 type memory struct {
 	rss, hwm int64 // VmRSS and VmHWM (peak RSS), bytes
+	// RssAnon is heap and stacks; RssFile is mapped files, mostly the
+	// binary's own pages; they tell a big heap from a big binary.
+	anon, file int64
+}
+
+// describe gives the breakdown for a result's detail.
+func (m memory) describe() string {
+	return fmt.Sprintf("peak (VmHWM) %s; anonymous %s, file-backed %s", mib(m.hwm), mib(m.anon), mib(m.file))
 }
 
 // readMemory reads VmRSS and VmHWM of the server process.
@@ -329,6 +337,10 @@ func (c *child) readMemory() (memory, error) {
 			dst = &m.rss
 		case "VmHWM":
 			dst = &m.hwm
+		case "RssAnon":
+			dst = &m.anon
+		case "RssFile":
+			dst = &m.file
 		default:
 			continue
 		}

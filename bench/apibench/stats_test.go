@@ -139,3 +139,27 @@ func TestRunWorkersBounds(t *testing.T) {
 		})
 	}
 }
+
+func TestParseWatchFrame(t *testing.T) {
+	tests := []struct {
+		name    string
+		line    string
+		typ, rv string
+		err     bool
+	}{
+		{"modified", `{"type":"MODIFIED","object":{"kind":"Pod","metadata":{"resourceVersion":"42","name":"a","annotations":{"x":"\"resourceVersion\":\"1\""}}}}` + "\n", "MODIFIED", "42", false},
+		{"bookmark", `{"type":"BOOKMARK","object":{"kind":"Pod","metadata":{"resourceVersion":"7"}}}`, "BOOKMARK", "7", false},
+		{"no type", `{"object":{}}`, "", "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			typ, rv, err := parseWatchFrame([]byte(tt.line))
+			if (err != nil) != tt.err {
+				t.Fatalf("error got %v, want error %v", err, tt.err)
+			}
+			if string(typ) != tt.typ || rv != tt.rv {
+				t.Errorf("got %q %q, want %q %q", typ, rv, tt.typ, tt.rv)
+			}
+		})
+	}
+}

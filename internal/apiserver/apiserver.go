@@ -1,12 +1,9 @@
 package apiserver
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net"
-	"slices"
-	"sort"
 	"sync/atomic"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -221,22 +218,3 @@ func (s *Server) Storage(gr schema.GroupResource) *storage.Resource { return s.s
 
 // SetReady marks the post-start bootstrap done; /readyz waits for it.
 func (s *Server) SetReady() { s.ready.Store(true) }
-
-// Groups lists the served API groups in discovery order.
-func (s *Server) Groups() []string {
-	var out []string
-	for gvr := range s.endpoints {
-		if !slices.Contains(out, gvr.Group) {
-			out = append(out, gvr.Group)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-// Run keeps background work of the server going (allocator repair) until
-// ctx ends.
-func (s *Server) Run(ctx context.Context) error {
-	<-ctx.Done()
-	return nil
-}

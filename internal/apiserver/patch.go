@@ -18,7 +18,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/skiff-sh/skiff/internal/apiserver/defaults"
-	"github.com/skiff-sh/skiff/internal/storage"
 )
 
 // patchType reads the patch type from the Content-Type header.
@@ -95,70 +94,39 @@ func (c *call) patch(sub string) error {
 			field.ErrorList{field.Forbidden(field.NewPath("force"), "may not be specified for non-apply patch")})
 	}
 
-	created := false
-	var release func()
-	var prev runtime.Object
-	out, err := c.ep.store.GuaranteedUpdate(c.ctx, c.info.Namespace, c.info.Name,
-		storage.UpdateOptions{DryRun: c.dryRun, AllowCreate: apply && sub == ""},
-		func(cur runtime.Object) (runtime.Object, error) {
-			if cur == nil {
-				created = true
-				return c.applyCreate(applied, force)
+	return c.write(apply && sub == "", func(cur runtime.Object) (runtime.Object, error) {
+		if cur == nil {
+			return c.applyCreate(applied, force)
+		}
+		served, err := c.toServed(cur.DeepCopyObject())
+		if err != nil {
+			return nil, err
+		}
+		var next runtime.Object
+		if apply {
+			if next, err = c.ep.applier(sub).Apply(served, applied.DeepCopy(), c.fieldManager, force); err != nil {
+				return nil, err
 			}
-			served, err := c.toServed(cur.DeepCopyObject())
+		} else {
+			curJSON, err := json.Marshal(served)
+			if err != nil {
+				return nil, apierrors.NewInternalError(err)
+			}
+			dataStruct, _ := c.s.cfg.Scheme.New(c.ep.gvk)
+			patched, err := applyJSONPatch(pt, curJSON, body, dataStruct)
 			if err != nil {
 				return nil, err
 			}
-			var next runtime.Object
-			if apply {
-				if next, err = c.ep.applier(sub).Apply(served, applied.DeepCopy(), c.fieldManager, force); err != nil {
-					return nil, err
-				}
-			} else {
-				curJSON, err := json.Marshal(served)
-				if err != nil {
-					return nil, apierrors.NewInternalError(err)
-				}
-				dataStruct, _ := c.s.cfg.Scheme.New(c.ep.gvk)
-				patched, err := applyJSONPatch(pt, curJSON, body, dataStruct)
-				if err != nil {
-					return nil, err
-				}
-				if next, err = c.decode(patched, c.ep.gvk); err != nil {
-					return nil, err
-				}
-			}
-			defaults.Default(next)
-			if next, err = c.toStorage(next); err != nil {
+			if next, err = c.decode(patched, c.ep.gvk); err != nil {
 				return nil, err
 			}
-			if next, err = c.prepareUpdate(cur, next, sub, !apply); err != nil {
-				return nil, err
-			}
-			if release != nil {
-				release()
-			}
-			prev = cur
-			release, err = c.s.allocateFor(c.ctx, cur, next, c.dryRun)
-			return next, err
-		})
-	if err != nil {
-		if release != nil {
-			release()
 		}
-		return err
-	}
-	if prev != nil && !c.dryRun {
-		c.s.releaseDropped(c.ctx, prev, out)
-	}
-	if out, err = c.finishUpdate(out); err != nil {
-		return err
-	}
-	code := http.StatusOK
-	if created {
-		code = http.StatusCreated
-	}
-	return c.respond(code, out)
+		defaults.Default(next)
+		if next, err = c.toStorage(next); err != nil {
+			return nil, err
+		}
+		return c.prepareUpdate(cur, next, sub, !apply)
+	})
 }
 
 // decodeApply parses a server-side apply body and checks that it names the
@@ -210,9 +178,6 @@ func (c *call) applyCreate(applied *unstructured.Unstructured, force bool) (runt
 		return nil, err
 	}
 	if err := c.prepareCreate(obj); err != nil {
-		return nil, err
-	}
-	if _, err := c.s.allocateFor(c.ctx, nil, obj, c.dryRun); err != nil {
 		return nil, err
 	}
 	return obj, nil

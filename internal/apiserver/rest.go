@@ -662,29 +662,38 @@ func (c *call) update(sub string) error {
 			return apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
 		}
 	}
+	return c.write(sub == "" && allowCreateOnUpdate(c.ep.res.Name), func(cur runtime.Object) (runtime.Object, error) {
+		next := obj.DeepCopyObject()
+		if cur == nil {
+			if err := c.prepareCreate(next); err != nil {
+				return nil, err
+			}
+			empty, _ := c.s.cfg.Scheme.New(c.ep.storageGVK)
+			return c.ep.manager("").UpdateNoErrors(empty, next, c.fieldManager), nil
+		}
+		return c.prepareUpdate(cur, next, sub, true)
+	})
+}
+
+// write stores a new state of the addressed object and answers with it.
+// compute derives the new state from the current one, or creates it when
+// cur is nil (only if allowCreate). write claims and releases what Services
+// hold, completes deletions the write allowed, and answers 201 on creation.
+func (c *call) write(allowCreate bool, compute func(cur runtime.Object) (runtime.Object, error)) error {
 	created := false
 	var release func()
 	var prev runtime.Object
 	out, err := c.ep.store.GuaranteedUpdate(c.ctx, c.info.Namespace, c.info.Name,
-		storage.UpdateOptions{DryRun: c.dryRun, AllowCreate: sub == "" && allowCreateOnUpdate(c.ep.res.Name)},
+		storage.UpdateOptions{DryRun: c.dryRun, AllowCreate: allowCreate},
 		func(cur runtime.Object) (runtime.Object, error) {
-			next := obj.DeepCopyObject()
-			if cur == nil {
-				created = true
-				if err := c.prepareCreate(next); err != nil {
-					return nil, err
-				}
-				empty, _ := c.s.cfg.Scheme.New(c.ep.storageGVK)
-				return c.ep.manager("").UpdateNoErrors(empty, next, c.fieldManager), nil
-			}
-			next, err := c.prepareUpdate(cur, next, sub, true)
+			next, err := compute(cur)
 			if err != nil {
 				return nil, err
 			}
 			if release != nil {
-				release()
+				release() // an earlier attempt's claims
 			}
-			prev = cur
+			created, prev = cur == nil, cur
 			release, err = c.s.allocateFor(c.ctx, cur, next, c.dryRun)
 			return next, err
 		})

@@ -20,7 +20,6 @@ type Watcher struct {
 	bookmarks bool
 	pending   []Event    // initial or replayed events, delivered first
 	ch        chan Event // live events, closed when the watch ends
-	stopped   bool
 }
 
 // Watch starts a watch. resourceVersion "" or "0" starts with synthetic
