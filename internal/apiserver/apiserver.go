@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"runtime/debug"
 	"sync/atomic"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
@@ -43,6 +46,10 @@ type Config struct {
 	PublicAddress string
 	Version       version.Info
 	Logger        *slog.Logger
+	// TypeConverter types objects for managed fields; nil builds the one
+	// for the built-in types (about 0.1 s of CPU, so callers may build it
+	// concurrently with other start-up work).
+	TypeConverter managedfields.TypeConverter
 }
 
 // Server serves the Kubernetes API. Build it with New, mount Handler.
@@ -51,11 +58,15 @@ type Server struct {
 	log       *slog.Logger
 	endpoints map[schema.GroupVersionResource]*endpoint
 	storages  map[schema.GroupResource]*storage.Resource
-	openapi   *openapi.Spec
-	metrics   *metrics
-	discovery *discovery
-	alloc     *allocator
-	inflight  chan struct{}
+	// openapi is built in the background after New; openapiDone is closed
+	// when it (or openapiErr) is set.
+	openapi     *openapi.Spec
+	openapiErr  error
+	openapiDone chan struct{}
+	metrics     *metrics
+	discovery   *discovery
+	alloc       *allocator
+	inflight    chan struct{}
 	// ready is set once the post-start bootstrap finished.
 	ready atomic.Bool
 }
@@ -106,7 +117,10 @@ func New(cfg Config) (*Server, error) {
 		inflight:  make(chan struct{}, cfg.MaxInFlight),
 	}
 	all := registry.All()
-	typeConverter := applyconfigurations.NewTypeConverter(cfg.Scheme)
+	typeConverter := cfg.TypeConverter
+	if typeConverter == nil {
+		typeConverter = applyconfigurations.NewTypeConverter(cfg.Scheme)
+	}
 	for i := range all {
 		r := &all[i]
 		if r.Name == "bindings" {
@@ -159,14 +173,41 @@ func New(cfg Config) (*Server, error) {
 			s.endpoints[gvk.GroupVersion().WithResource(r.Name)] = ep
 		}
 	}
-	spec, err := openapi.New(all, cfg.Scheme)
-	if err != nil {
-		return nil, fmt.Errorf("build openapi: %w", err)
-	}
-	s.openapi = spec
+	s.openapiDone = make(chan struct{})
+	go s.buildOpenAPI(all)
 	s.discovery = newDiscovery(all, cfg.PublicAddress)
 	s.alloc = newAllocator(cfg.Store.Client(), cfg.ServiceCIDR, cfg.NodePortMin, cfg.NodePortMax)
 	return s, nil
+}
+
+// buildOpenAPI generates the OpenAPI documents. Nothing needs them to
+// answer the first request, and generating them takes about half a second of
+// CPU, so it runs beside start-up instead of before it.
+func (s *Server) buildOpenAPI(all []registry.Resource) {
+	defer close(s.openapiDone)
+	start := time.Now()
+	s.openapi, s.openapiErr = openapi.New(all, s.cfg.Scheme)
+	if s.openapiErr != nil {
+		s.log.Error("build openapi", "err", s.openapiErr)
+		return
+	}
+	// The generation's garbage is large; give it back to the OS.
+	debug.FreeOSMemory()
+	s.log.Debug("openapi documents built", "elapsed", time.Since(start).Round(time.Millisecond))
+}
+
+// serveOpenAPI serves the documents once they are built.
+func (s *Server) serveOpenAPI(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-s.openapiDone:
+	case <-r.Context().Done():
+		return
+	}
+	if s.openapiErr != nil {
+		writeError(w, r, apierrors.NewInternalError(s.openapiErr))
+		return
+	}
+	s.openapi.ServeHTTP(w, r)
 }
 
 // attrs computes the labels and selectable fields of an object.

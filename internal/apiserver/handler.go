@@ -30,7 +30,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/readyz", s.serveHealth)
 	mux.HandleFunc("/readyz/", s.serveHealth)
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
-	mux.Handle("/openapi/", s.openapi)
+	mux.HandleFunc("/openapi/", s.serveOpenAPI)
 	mux.HandleFunc("/api", s.serveAPI)
 	mux.HandleFunc("/api/", s.serveAPI)
 	mux.HandleFunc("/apis", s.serveAPI)
