@@ -3,14 +3,17 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,6 +99,7 @@ func (c *client) ensureNamespace(ctx context.Context) error {
 // phase is the outcome of one concurrent load phase.
 type phase struct {
 	samples  []time.Duration
+	starts   []time.Duration // when each sample's operation started, from the phase's start
 	ops      int
 	errs     int
 	firstErr error
@@ -107,7 +111,31 @@ func (p phase) detail() string {
 	if p.errs > 0 {
 		s += fmt.Sprintf(", %d errors (first: %v)", p.errs, p.firstErr)
 	}
+	if w := p.worstSeconds(3); w != "" {
+		s += "; slowest seconds (start: max latency): " + w
+	}
 	return s
+}
+
+// worstSeconds names the n one-second windows of the phase with the
+// slowest requests: a stall (GC, an etcd snapshot, another process) shows
+// as a few bad seconds, a saturated server as slowness throughout.
+func (p phase) worstSeconds(n int) string {
+	if len(p.starts) != len(p.samples) || len(p.samples) == 0 {
+		return ""
+	}
+	worst := map[int]time.Duration{}
+	for i, st := range p.starts {
+		sec := int(st / time.Second)
+		worst[sec] = max(worst[sec], p.samples[i])
+	}
+	secs := slices.Collect(maps.Keys(worst))
+	slices.SortFunc(secs, func(a, b int) int { return cmp.Compare(worst[b], worst[a]) })
+	var parts []string
+	for _, sec := range secs[:min(n, len(secs))] {
+		parts = append(parts, fmt.Sprintf("%ds: %s", sec, ms(worst[sec])))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // opTimeout bounds one operation. A phase's own deadline only stops new
@@ -151,6 +179,7 @@ func runWorkers(ctx context.Context, sh shape, op func(ctx context.Context, w, i
 		go func() {
 			defer wg.Done()
 			local := make([]time.Duration, 0, min(maxOps/workers+1, 1<<16))
+			var starts []time.Duration
 			var errs int
 			var firstErr error
 			for k := 0; ; k++ {
@@ -187,9 +216,11 @@ func runWorkers(ctx context.Context, sh shape, op func(ctx context.Context, w, i
 					continue
 				}
 				local = append(local, d)
+				starts = append(starts, t0.Sub(start))
 			}
 			mu.Lock()
 			res.samples = append(res.samples, local...)
+			res.starts = append(res.starts, starts...)
 			res.errs += errs
 			if res.firstErr == nil {
 				res.firstErr = firstErr

@@ -42,7 +42,10 @@ const (
 	mLoadedRSS = "rss-loaded"
 )
 
-var allMeasurements = []string{mStartup, mIdleRSS, mCreate, mUpdate, mGet, mList, mWatch, mLoadedRSS}
+// allMeasurements lists the measurement names in the order they run.
+func allMeasurements() []string {
+	return []string{mStartup, mIdleRSS, mCreate, mUpdate, mGet, mList, mWatch, mLoadedRSS}
+}
 
 type options struct {
 	skiff         string
@@ -102,7 +105,7 @@ func parseFlags(args []string, errOut io.Writer) (*options, error) {
 	fs.IntVar(&o.watchers, "watchers", 100, "concurrent watches for the fan-out measurement")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of the timed update and get phases")
 	fs.StringVar(&o.out, "out", "", "also write the results as markdown to this file")
-	fs.StringVar(&only, "only", "", "comma-separated measurements to run (default all): "+strings.Join(allMeasurements, ","))
+	fs.StringVar(&only, "only", "", "comma-separated measurements to run (default all): "+strings.Join(allMeasurements(), ","))
 	fs.IntVar(&o.startupRuns, "startup-runs", 3, "start-ups to time, on a new and on an existing data dir each")
 	fs.IntVar(&o.listRuns, "list-runs", 10, "full lists to time, through client-go and over plain HTTP each")
 	fs.IntVar(&o.watchWrites, "watch-writes", 200, "updates written while the watches are open")
@@ -122,8 +125,8 @@ func parseFlags(args []string, errOut io.Writer) (*options, error) {
 		o.only = map[string]bool{}
 		for _, name := range strings.Split(only, ",") {
 			name = strings.TrimSpace(name)
-			if !slices.Contains(allMeasurements, name) {
-				return nil, fmt.Errorf("-only: unknown measurement %q (known: %s)", name, strings.Join(allMeasurements, ","))
+			if !slices.Contains(allMeasurements(), name) {
+				return nil, fmt.Errorf("-only: unknown measurement %q (known: %s)", name, strings.Join(allMeasurements(), ","))
 			}
 			o.only[name] = true
 		}
@@ -255,29 +258,32 @@ func run(ctx context.Context, o *options, stdout, log io.Writer) (err error) {
 	loadBefore := loadavg()
 	fmt.Fprintf(log, "apibench: %s, %d pods, %d clients, %d watchers, data under %s\n", bin, o.pods, o.clients, o.watchers, tmp)
 
+	var runErr error
 	if o.selected(mStartup) || o.selected(mIdleRSS) {
-		if err := startupRuns(ctx, o, spawn, rep); err != nil {
-			return err
-		}
+		runErr = startupRuns(ctx, o, spawn, rep)
 	}
 	needPods := o.selected(mCreate) || o.selected(mUpdate) || o.selected(mGet) || o.selected(mList) || o.selected(mWatch) || o.selected(mLoadedRSS)
-	if needPods {
-		if err := loadRuns(ctx, o, spawn, rep); err != nil {
-			return err
-		}
+	if needPods && runErr == nil {
+		runErr = loadRuns(ctx, o, spawn, rep)
 	}
-	if ctx.Err() != nil {
-		return fmt.Errorf("stopped: %w", ctx.Err())
+	if runErr == nil && ctx.Err() != nil {
+		runErr = fmt.Errorf("stopped: %w", ctx.Err())
 	}
-
+	if len(rep.rows) == 0 {
+		return runErr
+	}
+	// What was measured before a failure is still worth seeing.
 	md := markdown(o, bin, rep.rows, began, time.Since(began), loadBefore, loadavg())
+	if runErr != nil {
+		md += fmt.Sprintf("\nIncomplete: %v\n", runErr)
+	}
 	fmt.Fprint(stdout, md)
 	if o.out != "" {
 		if err := os.WriteFile(o.out, []byte(md), 0o644); err != nil {
-			return err
+			return errors.Join(runErr, err)
 		}
 	}
-	return nil
+	return runErr
 }
 
 // startupRuns times start-ups on new and existing data dirs, and reads the
@@ -348,7 +354,7 @@ func startupRow(name string, runs []startupTimes, pick func(startupTimes) time.D
 			logs = append(logs, ms(r.readyLog))
 		}
 	}
-	s := summarize(slices.Clone(all))
+	s := summarize(all)
 	detail := fmt.Sprintf("worst of %d; runs: %s", s.n, joinMS(all))
 	if len(logs) > 0 {
 		detail += fmt.Sprintf("; ready log line at %s", strings.Join(logs, ", "))

@@ -15,11 +15,13 @@ type summary struct {
 	p50, p99, max time.Duration
 }
 
-// summarize computes a summary; it sorts samples in place.
+// summarize computes a summary; samples are left as they were (a phase
+// keeps them paired with their start times).
 func summarize(samples []time.Duration) summary {
 	if len(samples) == 0 {
 		return summary{}
 	}
+	samples = slices.Clone(samples)
 	slices.Sort(samples)
 	return summary{
 		n:   len(samples),

@@ -37,11 +37,25 @@ func TestPercentile(t *testing.T) {
 	}
 }
 
-func TestSummarizeSorts(t *testing.T) {
-	s := summarize([]time.Duration{5, 1, 4, 2, 3})
+func TestSummarize(t *testing.T) {
+	in := []time.Duration{5, 1, 4, 2, 3}
+	s := summarize(in)
 	want := summary{n: 5, p50: 3, p99: 5, max: 5}
 	if s != want {
 		t.Errorf("summarize got %+v, want %+v", s, want)
+	}
+	if in[0] != 5 || in[4] != 3 {
+		t.Errorf("summarize reordered its input: got %v, want [5 1 4 2 3]", in)
+	}
+}
+
+func TestWorstSeconds(t *testing.T) {
+	p := phase{
+		samples: []time.Duration{time.Millisecond, 90 * time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond},
+		starts:  []time.Duration{100 * time.Millisecond, 1500 * time.Millisecond, 1600 * time.Millisecond, 2100 * time.Millisecond},
+	}
+	if got, want := p.worstSeconds(2), "1s: 90.0 ms, 2s: 5.00 ms"; got != want {
+		t.Errorf("worstSeconds got %q, want %q", got, want)
 	}
 }
 
