@@ -1,0 +1,261 @@
+// Package controllermanager runs Skiff's controllers, as kube-controller-manager
+// does upstream: one process-wide set of shared informers, one start function
+// per controller, and leader election through a coordination.k8s.io Lease so
+// that, when several servers run, exactly one of them runs the controllers.
+//
+// Lifecycle: New checks the Config; Run campaigns for the Lease
+// kube-system/kube-controller-manager, and once leading starts every enabled
+// controller, then the informers, and blocks until ctx ends or leadership is
+// lost (then it returns an error, as upstream exits, so the process restarts
+// clean rather than running controllers on a stale view).
+//
+// Controllers live in internal/controller/<name>; each one's start function
+// is in this package (start_<name>.go) and registered in initFuncs.
+package controllermanager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/tools/record"
+)
+
+// Options are the knobs controllers read; zero values take upstream's
+// defaults (see withDefaults).
+type Options struct {
+	// NodeMonitorGracePeriod is how long a node may miss heartbeats before
+	// it is marked NotReady (upstream --node-monitor-grace-period, 50s).
+	NodeMonitorGracePeriod time.Duration
+	// NodeMonitorPeriod is how often node health is checked (5s).
+	NodeMonitorPeriod time.Duration
+	// NodeStartupGracePeriod is how long a new node may take to report
+	// Ready before it is considered unhealthy (60s).
+	NodeStartupGracePeriod time.Duration
+	// ClusterCIDR is the pod network nodes get podCIDRs from (10.244.0.0/16).
+	ClusterCIDR string
+	// NodeCIDRMaskSize is the size of each node's podCIDR (24).
+	NodeCIDRMaskSize int
+	// TerminatedPodGCThreshold is how many terminated pods may exist before
+	// the pod garbage collector deletes the oldest (12500).
+	TerminatedPodGCThreshold int
+	// Workers is the number of concurrent syncs per controller (5).
+	Workers int
+}
+
+func (o Options) withDefaults() Options {
+	if o.NodeMonitorGracePeriod == 0 {
+		o.NodeMonitorGracePeriod = 50 * time.Second
+	}
+	if o.NodeMonitorPeriod == 0 {
+		o.NodeMonitorPeriod = 5 * time.Second
+	}
+	if o.NodeStartupGracePeriod == 0 {
+		o.NodeStartupGracePeriod = 60 * time.Second
+	}
+	if o.ClusterCIDR == "" {
+		o.ClusterCIDR = "10.244.0.0/16"
+	}
+	if o.NodeCIDRMaskSize == 0 {
+		o.NodeCIDRMaskSize = 24
+	}
+	if o.TerminatedPodGCThreshold == 0 {
+		o.TerminatedPodGCThreshold = 12500
+	}
+	if o.Workers == 0 {
+		o.Workers = 5
+	}
+	return o
+}
+
+// Config configures the controller manager.
+type Config struct {
+	// RestConfig reaches the API server.
+	RestConfig *rest.Config
+	// Disabled names controllers not to run ("deployment", ...).
+	Disabled []string
+	// LeaderElect campaigns for the Lease before running controllers; when
+	// false the controllers start at once (tests, single-server clusters
+	// that want no delay).
+	LeaderElect bool
+	// Identity is this candidate's name in the Lease (default: hostname
+	// plus a random suffix).
+	Identity string
+	Options  Options
+	Logger   *slog.Logger
+}
+
+// ControllerContext is what a controller's start function gets.
+type ControllerContext struct {
+	Client    kubernetes.Interface
+	Metadata  metadata.Interface
+	Informers informers.SharedInformerFactory
+	Options   Options
+	Logger    *slog.Logger
+	// RestConfig is the API server's address and credentials, for
+	// controllers that need another kind of client (dynamic, discovery).
+	RestConfig *rest.Config
+	// Recorder returns an event recorder reporting as component (for
+	// example "deployment-controller"), writing core/v1 Events.
+	Recorder func(component string) record.EventRecorder
+}
+
+// InitFunc constructs a controller and starts its goroutines, which must end
+// when ctx ends. It returns without blocking.
+type InitFunc func(ctx context.Context, cc *ControllerContext) error
+
+// Manager runs the controllers.
+type Manager struct {
+	cfg   Config
+	log   *slog.Logger
+	funcs map[string]InitFunc
+}
+
+// Names lists every controller Skiff knows, sorted.
+func Names() []string {
+	names := make([]string, 0, len(initFuncs()))
+	for n := range initFuncs() {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// New checks cfg and returns a Manager ready to Run.
+func New(cfg Config) (*Manager, error) {
+	if cfg.RestConfig == nil {
+		return nil, errors.New("controller manager: a rest config is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	funcs := initFuncs()
+	for _, d := range cfg.Disabled {
+		name := canonicalName(d)
+		if _, ok := funcs[name]; !ok {
+			return nil, fmt.Errorf("--disable-controllers: unknown controller %q (known: %s)", d, strings.Join(Names(), ", "))
+		}
+		delete(funcs, name)
+	}
+	if cfg.Identity == "" {
+		h, _ := os.Hostname()
+		cfg.Identity = fmt.Sprintf("%s_%d", h, time.Now().UnixNano())
+	}
+	cfg.Options = cfg.Options.withDefaults()
+	return &Manager{cfg: cfg, log: cfg.Logger.With("component", "controller-manager"), funcs: funcs}, nil
+}
+
+// canonicalName accepts upstream's long names too ("deployment-controller").
+func canonicalName(s string) string {
+	return strings.TrimSuffix(strings.TrimSpace(s), "-controller")
+}
+
+// Run runs the controllers until ctx ends.
+func (m *Manager) Run(ctx context.Context) error {
+	rc := rest.CopyConfig(m.cfg.RestConfig)
+	if rc.QPS == 0 {
+		// Upstream's controller manager defaults to 20/30, sized for big
+		// control planes sharing an API server; Skiff's is local.
+		rc.QPS, rc.Burst = 200, 400
+	}
+	rc.UserAgent = "skiff-controller-manager"
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("controller manager client: %w", err)
+	}
+	if !m.cfg.LeaderElect {
+		return m.runControllers(ctx, rc, client)
+	}
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1ObjectMeta("kube-system", "kube-controller-manager"),
+		Client:     client.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: m.cfg.Identity},
+	}
+	runErr := make(chan error, 1)
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   15 * time.Second,
+		RenewDeadline:   10 * time.Second,
+		RetryPeriod:     2 * time.Second,
+		ReleaseOnCancel: true,
+		Name:            "kube-controller-manager",
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) {
+				m.log.Info("became leader", "identity", m.cfg.Identity)
+				runErr <- m.runControllers(ctx, rc, client)
+				cancel()
+			},
+			OnStoppedLeading: func() {},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("leader election: %w", err)
+	}
+	le.Run(lctx)
+	select {
+	case err := <-runErr:
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return errors.New("controller manager lost its lease")
+	default:
+		return nil
+	}
+}
+
+func (m *Manager) runControllers(ctx context.Context, rc *rest.Config, client kubernetes.Interface) error {
+	meta, err := metadata.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("metadata client: %w", err)
+	}
+	factory := informers.NewSharedInformerFactory(client, 0)
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+	cc := &ControllerContext{
+		Client:     client,
+		Metadata:   meta,
+		Informers:  factory,
+		Options:    m.cfg.Options,
+		Logger:     m.log,
+		RestConfig: rc,
+		Recorder: func(component string) record.EventRecorder {
+			return broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component})
+		},
+	}
+	names := make([]string, 0, len(m.funcs))
+	for n := range m.funcs {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		if err := m.funcs[n](ctx, cc); err != nil {
+			return fmt.Errorf("start %s controller: %w", n, err)
+		}
+	}
+	factory.Start(ctx.Done())
+	m.log.Info("controllers started", "controllers", strings.Join(names, ","))
+	<-ctx.Done()
+	factory.Shutdown()
+	return nil
+}

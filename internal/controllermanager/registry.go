@@ -1,0 +1,18 @@
+package controllermanager
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// initFuncs maps each controller's name (upstream's short name, as
+// kube-controller-manager's --controllers flag takes it) to its start
+// function. Each start function lives in start_<name>.go.
+func initFuncs() map[string]InitFunc {
+	return map[string]InitFunc{
+		// One line per controller, kept sorted.
+	}
+}
+
+func metav1ObjectMeta(namespace, name string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Namespace: namespace, Name: name}
+}
