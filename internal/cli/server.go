@@ -3,9 +3,12 @@ package cli
 import (
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
 
+	"github.com/skiff-sh/skiff/internal/controllermanager"
 	"github.com/skiff-sh/skiff/internal/etcd"
 	"github.com/skiff-sh/skiff/internal/server"
 )
@@ -27,6 +30,12 @@ type serverFlags struct {
 	maxInFlight      int
 	tokenAuthFile    string
 	logLevel         string
+
+	disableControllers     []string
+	disableScheduler       bool
+	nodeMonitorGracePeriod time.Duration
+	clusterCIDR            string
+	nodeCIDRMaskSize       int
 }
 
 func newServerCommand(streams Streams) *cobra.Command {
@@ -41,25 +50,35 @@ func newServerCommand(streams Streams) *cobra.Command {
 				return err
 			}
 			logger := slog.New(slog.NewTextHandler(streams.ErrOut, &slog.HandlerOptions{Level: level}))
+			// client-go's packages (leader election, informers) log through
+			// klog: send those lines to the same structured log.
+			klog.SetSlogLogger(logger)
 			var endpoints []string
 			if f.etcdEndpoints != "" {
 				endpoints = strings.Split(f.etcdEndpoints, ",")
 			}
 			s, err := server.New(server.Config{
-				DataDir:          f.dataDir,
-				BindAddress:      f.bindAddress,
-				SecurePort:       f.securePort,
-				AdvertiseAddress: f.advertiseAddress,
-				KubeconfigPath:   f.kubeconfig,
-				EtcdEndpoints:    endpoints,
-				EtcdTLS:          etcd.TLSFiles{CAFile: f.etcdCA, CertFile: f.etcdCert, KeyFile: f.etcdKey},
-				EtcdClientPort:   f.etcdClientPort,
-				EtcdPeerPort:     f.etcdPeerPort,
-				ServiceCIDR:      f.serviceCIDR,
-				NodePortRange:    f.nodePortRange,
-				MaxInFlight:      f.maxInFlight,
-				TokenAuthFile:    f.tokenAuthFile,
-				Logger:           logger,
+				DataDir:            f.dataDir,
+				BindAddress:        f.bindAddress,
+				SecurePort:         f.securePort,
+				AdvertiseAddress:   f.advertiseAddress,
+				KubeconfigPath:     f.kubeconfig,
+				EtcdEndpoints:      endpoints,
+				EtcdTLS:            etcd.TLSFiles{CAFile: f.etcdCA, CertFile: f.etcdCert, KeyFile: f.etcdKey},
+				EtcdClientPort:     f.etcdClientPort,
+				EtcdPeerPort:       f.etcdPeerPort,
+				ServiceCIDR:        f.serviceCIDR,
+				NodePortRange:      f.nodePortRange,
+				MaxInFlight:        f.maxInFlight,
+				TokenAuthFile:      f.tokenAuthFile,
+				DisableControllers: f.disableControllers,
+				DisableScheduler:   f.disableScheduler,
+				Controllers: controllermanager.Options{
+					NodeMonitorGracePeriod: f.nodeMonitorGracePeriod,
+					ClusterCIDR:            f.clusterCIDR,
+					NodeCIDRMaskSize:       f.nodeCIDRMaskSize,
+				},
+				Logger: logger,
 			})
 			if err != nil {
 				return err
@@ -84,5 +103,10 @@ func newServerCommand(streams Streams) *cobra.Command {
 	fl.IntVar(&f.maxInFlight, "max-requests-inflight", 400, "concurrent non-watch requests before the server answers 429")
 	fl.StringVar(&f.tokenAuthFile, "token-auth-file", "", "static bearer tokens, one 'token,user,uid,\"group1,group2\"' line each")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringSliceVar(&f.disableControllers, "disable-controllers", nil, "controllers not to run, comma-separated, or * for all (known: "+strings.Join(controllermanager.Names(), ", ")+")")
+	fl.BoolVar(&f.disableScheduler, "disable-scheduler", false, "run no scheduler")
+	fl.DurationVar(&f.nodeMonitorGracePeriod, "node-monitor-grace-period", 50*time.Second, "how long a node may miss heartbeats before it is marked NotReady")
+	fl.StringVar(&f.clusterCIDR, "cluster-cidr", "10.244.0.0/16", "pod network; each node gets a podCIDR from it")
+	fl.IntVar(&f.nodeCIDRMaskSize, "node-cidr-mask-size", 24, "prefix length of each node's podCIDR")
 	return cmd
 }

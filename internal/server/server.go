@@ -31,6 +31,7 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/apiserver"
 	"github.com/skiff-sh/skiff/internal/auth"
+	"github.com/skiff-sh/skiff/internal/controllermanager"
 	"github.com/skiff-sh/skiff/internal/etcd"
 	"github.com/skiff-sh/skiff/internal/pki"
 	"github.com/skiff-sh/skiff/internal/storage"
@@ -54,6 +55,14 @@ type Config struct {
 	NodePortRange string
 	MaxInFlight   int
 	TokenAuthFile string
+
+	// DisableControllers names controllers not to run; "*" disables all.
+	DisableControllers []string
+	// DisableScheduler runs no scheduler (another one may bind pods).
+	DisableScheduler bool
+	// Controllers holds the controllers' knobs (node monitor grace
+	// period, cluster CIDR, ...); zero values are upstream's defaults.
+	Controllers controllermanager.Options
 
 	Logger *slog.Logger
 }
@@ -248,8 +257,15 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		return err
 	})
+	// The API's own clients (controllers, scheduler) stop first, while the
+	// API still serves them, so they can hand back their leases.
+	comps := &components{}
+	compCtx, stopComps := context.WithCancel(gctx)
+	defer stopComps()
 	g.Go(func() error {
 		<-gctx.Done()
+		stopComps()
+		comps.wait(5 * time.Second)
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		// Shutdown waits for ordinary requests; watches end when their
@@ -284,6 +300,9 @@ func (s *Server) Run(ctx context.Context) error {
 				return nil
 			}
 			return fmt.Errorf("bootstrap: %w", err)
+		}
+		if err := s.startComponents(compCtx, g, comps, localURL, bundle); err != nil {
+			return err
 		}
 		api.SetReady()
 		// Start-up builds large transient structures (OpenAPI documents,
