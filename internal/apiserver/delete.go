@@ -148,8 +148,11 @@ func markForDeletion(cur runtime.Object, opts *metav1.DeleteOptions, now time.Ti
 		return nil, apierrors.NewInternalError(err)
 	}
 	grace := gracePeriod(cur, opts)
-	held := len(acc.GetFinalizers()) > 0
 	ns, isNamespace := cur.(*corev1.Namespace)
+	if !isNamespace {
+		applyPropagation(acc, opts)
+	}
+	held := len(acc.GetFinalizers()) > 0
 	if isNamespace {
 		held = true
 	}
