@@ -46,12 +46,13 @@ func TestNegotiate(t *testing.T) {
 		{"", output{}, false},
 		{"application/json", output{}, false},
 		{"application/yaml", output{yaml: true}, false},
-		{"application/vnd.kubernetes.protobuf, application/json", output{}, false},
+		{"application/vnd.kubernetes.protobuf, application/json", output{proto: true}, false},
 		{"application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json", output{as: "Table"}, false},
 		{"application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io", output{as: "PartialObjectMetadataList"}, false},
 		{"application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json", output{discovery: "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"}, false},
 		{"application/json;as=Unknown;v=v1;g=meta.k8s.io", output{}, true},
-		{"application/vnd.kubernetes.protobuf", output{}, true},
+		{"application/vnd.kubernetes.protobuf", output{proto: true}, false},
+		{"application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io, application/json", output{}, false},
 		{"text/html", output{}, true},
 	}
 	for _, tc := range tests {

@@ -19,6 +19,9 @@ import (
 
 // output is what the client asked the response to be.
 type output struct {
+	// proto asks for Kubernetes' protobuf encoding; only plain objects,
+	// lists and watches have one (errors, tables and the like are JSON).
+	proto  bool
 	yaml   bool
 	pretty bool
 	// as is "", "Table", "PartialObjectMetadata" or
@@ -43,6 +46,13 @@ func negotiate(r *http.Request) (output, error) {
 		}
 		switch mt {
 		case "application/json", "application/yaml", "*/*", "application/*":
+		case protobufType:
+			if len(params) > 0 {
+				continue // protobuf tables and metadata lists: not served, try the next entry
+			}
+			o := out
+			o.proto = true
+			return o, nil
 		default:
 			continue
 		}
@@ -63,7 +73,7 @@ func negotiate(r *http.Request) (output, error) {
 		return o, nil
 	}
 	return out, apierrors.NewGenericServerResponse(http.StatusNotAcceptable, "get", schema.GroupResource{}, "",
-		fmt.Sprintf("only the following media types are accepted: application/json, application/yaml (got %q)", accept), 0, false)
+		fmt.Sprintf("only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf (got %q)", accept), 0, false)
 }
 
 // encode renders v as the client asked.

@@ -308,6 +308,14 @@ func (c *call) respond(code int, obj runtime.Object) error {
 	if err != nil {
 		return err
 	}
+	if c.out.proto {
+		msg, err := marshalProto(obj)
+		if err != nil {
+			return apierrors.NewInternalError(err)
+		}
+		writeBytes(c.w, code, protobufType, protoEnvelope(c.ep.gvk, msg))
+		return nil
+	}
 	var v any = obj
 	switch c.out.as {
 	case "Table":
@@ -330,6 +338,14 @@ func (c *call) respond(code int, obj runtime.Object) error {
 // respondItem writes a stored item, straight from its cached encoding when
 // no conversion is needed.
 func (c *call) respondItem(it *storage.Item) error {
+	if c.out.proto && c.ep.gvk == c.ep.storageGVK {
+		msg, err := c.itemProto(it)
+		if err != nil {
+			return apierrors.NewInternalError(err)
+		}
+		writeBytes(c.w, http.StatusOK, protobufType, protoEnvelope(c.ep.gvk, msg))
+		return nil
+	}
 	if c.out.as == "" && !c.out.yaml && !c.out.pretty && c.ep.gvk == c.ep.storageGVK {
 		writeBytes(c.w, http.StatusOK, "application/json", it.Data)
 		return nil
@@ -431,6 +447,12 @@ func (c *call) list() error {
 		return err
 	}
 	lm := metav1.ListMeta{ResourceVersion: strconv.FormatInt(res.ResourceVersion, 10), Continue: res.Continue, RemainingItemCount: res.RemainingItemCount}
+	if c.out.proto && c.ep.gvk == c.ep.storageGVK {
+		if err := c.writeProtoItems(lm, res.Items); err != nil {
+			return apierrors.NewInternalError(err)
+		}
+		return nil
+	}
 	if c.out.as == "" && !c.out.yaml && !c.out.pretty && c.ep.gvk == c.ep.storageGVK {
 		writeRawList(c.w, c.ep.gvk, lm, res.Items)
 		return nil
@@ -445,6 +467,12 @@ func (c *call) list() error {
 			return err
 		}
 		objs = append(objs, obj)
+	}
+	if c.out.proto {
+		if err := c.writeProtoObjects(lm, objs); err != nil {
+			return apierrors.NewInternalError(err)
+		}
+		return nil
 	}
 	var v any
 	switch c.out.as {

@@ -46,7 +46,13 @@ func (c *call) watch() error {
 	defer w.Stop()
 
 	flusher, _ := c.w.(http.Flusher)
-	c.w.Header().Set("Content-Type", "application/json")
+	encode := c.watchFrame
+	if c.out.proto {
+		encode = c.protoWatchEvent
+		c.w.Header().Set("Content-Type", protobufWatchType)
+	} else {
+		c.w.Header().Set("Content-Type", "application/json")
+	}
 	c.w.Header().Set("Cache-Control", "no-cache, private")
 	c.w.WriteHeader(http.StatusOK)
 	if flusher != nil {
@@ -58,7 +64,7 @@ func (c *call) watch() error {
 		if err != nil {
 			return nil
 		}
-		frame, err := c.watchFrame(ev, &first)
+		frame, err := encode(ev, &first)
 		if err != nil {
 			c.s.log.Warn("encode watch event", "resource", c.ep.gr().String(), "err", err)
 			return nil
@@ -73,6 +79,31 @@ func (c *call) watch() error {
 			flusher.Flush()
 		}
 	}
+}
+
+// protoWatchEvent encodes one event for a protobuf watch.
+func (c *call) protoWatchEvent(ev storage.Event, _ *bool) ([]byte, error) {
+	var msg []byte
+	var err error
+	switch {
+	case ev.Type == watch.Bookmark:
+		msg, err = c.protoBookmark(strconv.FormatInt(ev.RV, 10), ev.InitialEventsEnd)
+	case c.ep.gvk == c.ep.storageGVK:
+		msg, err = c.itemProto(ev.Item)
+	default:
+		var o runtime.Object
+		if o, err = c.ep.store.Decode(ev.Item); err != nil {
+			return nil, err
+		}
+		if o, err = c.toServed(o); err != nil {
+			return nil, err
+		}
+		msg, err = marshalProto(o)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c.protoWatchFrame(string(ev.Type), c.ep.gvk, msg)
 }
 
 // watchFrame encodes one event, or returns nil for an event this client

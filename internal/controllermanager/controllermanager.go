@@ -174,6 +174,10 @@ func (m *Manager) Run(ctx context.Context) error {
 		rc.QPS, rc.Burst = 200, 400
 	}
 	rc.UserAgent = "skiff-controller-manager"
+	// Protobuf, as upstream's components speak: decoding it costs a
+	// fraction of JSON's, and here the clients share the server's cores.
+	rc.ContentType = "application/vnd.kubernetes.protobuf"
+	rc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
 	client, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return fmt.Errorf("controller manager client: %w", err)

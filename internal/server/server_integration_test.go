@@ -51,6 +51,9 @@ func testServer(t *testing.T) *rest.Config {
 	s, err := New(Config{
 		DataDir: dir, BindAddress: "127.0.0.1", SecurePort: port, AdvertiseAddress: "127.0.0.1",
 		KubeconfigPath: kubeconfig, EtcdClientPort: freePort(t), EtcdPeerPort: freePort(t),
+		// The API alone: these tests check the server's own behaviour
+		// (for example that a deleted namespace stays Terminating).
+		DisableControllers: []string{"*"}, DisableScheduler: true,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -108,6 +111,7 @@ func TestAPI(t *testing.T) {
 		{"DefaultingAndValidation", testDefaultingValidation},
 		{"ServiceAllocation", testServiceAllocation},
 		{"NamespaceTermination", testNamespaceTermination},
+		{"Protobuf", testProtobuf},
 		{"Anonymous401", testAnonymous},
 	}
 	for _, tc := range tests {

@@ -30,6 +30,24 @@ type Item struct {
 	Data   []byte
 	Labels labels.Set
 	Fields fields.Set
+
+	proto derived
+}
+
+// derived is an encoding computed from Data once, on first use.
+type derived struct {
+	once sync.Once
+	data []byte
+	err  error
+}
+
+// Proto returns the item's protobuf encoding, computing it with encode on
+// first use and keeping it with the item: an object sent to many watchers,
+// or listed by many clients, is encoded once. encode must be a pure
+// function of Data (every caller must pass the same one).
+func (it *Item) Proto(encode func(data []byte) ([]byte, error)) ([]byte, error) {
+	it.proto.once.Do(func() { it.proto.data, it.proto.err = encode(it.Data) })
+	return it.proto.data, it.proto.err
 }
 
 // Event is a change delivered to a watcher.

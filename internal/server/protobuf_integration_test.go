@@ -1,0 +1,121 @@
+//go:build integration
+
+package server
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// testProtobuf drives the API with client-go in protobuf, as upstream
+// components talk to an API server: create, get, list, and watch with
+// bookmarks, for a resource served in its storage version (pods) and one
+// converted on the way (autoscaling/v1 HPAs are stored as v2).
+func testProtobuf(t *testing.T, _ kubernetes.Interface, cfg *rest.Config) {
+	pcfg := rest.CopyConfig(cfg)
+	pcfg.ContentType = "application/vnd.kubernetes.protobuf"
+	// Protobuf only, so a JSON answer fails the test instead of passing
+	// through client-go's fallback.
+	pcfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf"
+	cs := kubernetes.NewForConfigOrDie(pcfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ns := "proto"
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := cs.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion, AllowWatchBookmarks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	for i := range 3 {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p%d", i), Labels: map[string]string{"i": fmt.Sprint(i)}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox", Command: []string{"sleep", "1d"}}}}}
+		if _, err := cs.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := cs.CoreV1().Pods(ns).Get(ctx, "p1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Spec.Containers[0].Command[1] != "1d" || got.Labels["i"] != "1" || got.Spec.RestartPolicy != corev1.RestartPolicyAlways {
+		t.Errorf("get p1: got %+v", got)
+	}
+	list, err = cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "i!=0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != 2 || list.Items[0].Name != "p1" || list.Items[1].Name != "p2" || list.ResourceVersion == "" {
+		t.Errorf("list: got %d items, rv %q", len(list.Items), list.ResourceVersion)
+	}
+	for i := range 3 {
+		select {
+		case ev := <-w.ResultChan():
+			p, ok := ev.Object.(*corev1.Pod)
+			if ev.Type != watch.Added || !ok || p.Name != fmt.Sprintf("p%d", i) {
+				t.Fatalf("watch event %d: got %s %T", i, ev.Type, ev.Object)
+			}
+		case <-ctx.Done():
+			t.Fatal("watch: no event")
+		}
+	}
+
+	hpa := &autoscalingv1.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: "h"},
+		Spec: autoscalingv1.HorizontalPodAutoscalerSpec{MaxReplicas: 5,
+			ScaleTargetRef: autoscalingv1.CrossVersionObjectReference{Kind: "Deployment", Name: "web", APIVersion: "apps/v1"}}}
+	if _, err := cs.AutoscalingV1().HorizontalPodAutoscalers(ns).Create(ctx, hpa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	hl, err := cs.AutoscalingV1().HorizontalPodAutoscalers(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hl.Items) != 1 || hl.Items[0].Spec.MaxReplicas != 5 || hl.Items[0].Spec.ScaleTargetRef.Name != "web" {
+		t.Errorf("hpa list: got %+v", hl.Items)
+	}
+
+	// A raw GET shows the wire format itself.
+	body, err := cs.CoreV1().RESTClient().Get().Namespace(ns).Resource("pods").Name("p0").
+		SetHeader("Accept", "application/vnd.kubernetes.protobuf").DoRaw(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(body) < 4 || string(body[:4]) != "k8s\x00" {
+		t.Errorf("raw GET: got %q..., want the protobuf magic", body[:min(len(body), 8)])
+	}
+	var u runtime.Unknown
+	if err := u.Unmarshal(body[4:]); err != nil || u.Kind != "Pod" || u.APIVersion != "v1" {
+		t.Errorf("raw GET envelope: got %s/%s, err %v", u.APIVersion, u.Kind, err)
+	}
+	body, err = cs.CoreV1().RESTClient().Get().Namespace(ns).Resource("pods").
+		SetHeader("Accept", "application/vnd.kubernetes.protobuf").DoRaw(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pl corev1.PodList
+	if len(body) < 4 || string(body[:4]) != "k8s\x00" {
+		t.Fatalf("raw LIST: got %q..., want the protobuf magic", body[:min(len(body), 8)])
+	}
+	if err := u.Unmarshal(body[4:]); err != nil || u.Kind != "PodList" {
+		t.Fatalf("raw LIST envelope: got kind %q, err %v", u.Kind, err)
+	}
+	if err := pl.Unmarshal(u.Raw); err != nil || len(pl.Items) != 3 || pl.Items[2].Name != "p2" {
+		t.Errorf("raw LIST: got %d items, err %v", len(pl.Items), err)
+	}
+}
