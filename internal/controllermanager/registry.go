@@ -10,7 +10,11 @@ import (
 func initFuncs() map[string]InitFunc {
 	return map[string]InitFunc{
 		// One line per controller, kept sorted.
-		"garbagecollector": startGarbageCollector,
+		"garbagecollector":      startGarbageCollector,
+		"namespace":             startNamespace,
+		"replicaset":            startReplicaSet,
+		"replicationcontroller": startReplicationController,
+		"serviceaccount":        startServiceAccount,
 	}
 }
 
