@@ -1,0 +1,374 @@
+package kubelet
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+)
+
+// minStopGrace is the least time a container gets to stop, as upstream.
+const minStopGrace = 2 * time.Second
+
+// list returns the runtime's sandboxes and containers.
+func (k *Kubelet) list(ctx context.Context) ([]Sandbox, []Container, error) {
+	sandboxes, err := k.rt.ListSandboxes(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list sandboxes: %w", err)
+	}
+	containers, err := k.rt.ListContainers(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list containers: %w", err)
+	}
+	return sandboxes, containers, nil
+}
+
+// podRuntimeFor returns what the runtime holds for one pod.
+func (k *Kubelet) podRuntimeFor(ctx context.Context, uid types.UID) (podRuntime, error) {
+	sandboxes, containers, err := k.list(ctx)
+	if err != nil {
+		return podRuntime{}, err
+	}
+	var sb []Sandbox
+	var cs []Container
+	for _, s := range sandboxes {
+		if s.PodUID == uid {
+			sb = append(sb, s)
+		}
+	}
+	for _, c := range containers {
+		if c.PodUID == uid {
+			cs = append(cs, c)
+		}
+	}
+	return newPodRuntime(sb, cs), nil
+}
+
+// runtimeSignatures summarises, per pod UID, the state of its sandboxes
+// and containers, so a relist can tell which pods changed.
+func runtimeSignatures(sandboxes []Sandbox, containers []Container) map[string]string {
+	parts := map[string][]string{}
+	for _, s := range sandboxes {
+		parts[string(s.PodUID)] = append(parts[string(s.PodUID)], "s"+s.ID+"="+string(s.State))
+	}
+	for _, c := range containers {
+		parts[string(c.PodUID)] = append(parts[string(c.PodUID)], "c"+c.ID+"="+string(c.State))
+	}
+	out := make(map[string]string, len(parts))
+	for uid, p := range parts {
+		slices.Sort(p)
+		out[uid] = strings.Join(p, ",")
+	}
+	return out
+}
+
+// syncPod makes the runtime match one pod and reports the pod's status. It
+// returns when the pod must be looked at again without an event.
+func (k *Kubelet) syncPod(ctx context.Context, pod *corev1.Pod) (time.Duration, error) {
+	rt, err := k.podRuntimeFor(ctx, pod.UID)
+	if err != nil {
+		return 0, err
+	}
+	if pod.DeletionTimestamp != nil {
+		return k.terminate(ctx, pod, rt)
+	}
+	k.mu.Lock()
+	backoff := make(map[string]backoffEntry, len(pod.Spec.Containers))
+	for _, c := range allContainers(pod) {
+		key := backoffKey(string(pod.UID), c.Name)
+		if e, ok := k.backoff[key]; ok {
+			backoff[key] = e
+		}
+	}
+	k.mu.Unlock()
+	now := k.clock.Now()
+	a := computePodActions(pod, rt, backoff, now)
+	changed, err := k.apply(ctx, pod, rt, a)
+	if err != nil {
+		// What did change is still reported below on the retry.
+		return 0, err
+	}
+	if changed {
+		if rt, err = k.podRuntimeFor(ctx, pod.UID); err != nil {
+			return 0, err
+		}
+	}
+	status := k.podStatus(pod, rt, a.Backoff, false)
+	if (status.Phase == corev1.PodSucceeded || status.Phase == corev1.PodFailed) && !a.KillPod {
+		// Finished for good: stop what is left (sidecars, the sandbox)
+		// before reporting, so the pod is written once.
+		if err := k.killPod(ctx, pod, rt, 0); err != nil {
+			return 0, err
+		}
+		if rt, err = k.podRuntimeFor(ctx, pod.UID); err != nil {
+			return 0, err
+		}
+		status = k.podStatus(pod, rt, a.Backoff, false)
+	}
+	if err := k.writeStatus(ctx, pod, status); err != nil {
+		return 0, err
+	}
+	return a.RequeueAfter, nil
+}
+
+// podStatus computes a pod's API status from the runtime's view.
+func (k *Kubelet) podStatus(pod *corev1.Pod, rt podRuntime, backoff map[string]time.Duration, terminal bool) corev1.PodStatus {
+	return generatePodStatus(statusInput{
+		Pod: pod, Runtime: rt, Scheme: k.rtInfo.Name, HostIPs: k.hostIPs(),
+		Backoff: backoff, Terminal: terminal, Now: k.clock.Now(),
+	})
+}
+
+// allContainers returns the pod's init containers and containers.
+func allContainers(pod *corev1.Pod) []corev1.Container {
+	return append(slices.Clone(pod.Spec.InitContainers), pod.Spec.Containers...)
+}
+
+// apply carries out a pod's actions and reports whether anything in the
+// runtime changed.
+func (k *Kubelet) apply(ctx context.Context, pod *corev1.Pod, rt podRuntime, a podActions) (bool, error) {
+	changed := false
+	if a.KillPod {
+		if err := k.killPod(ctx, pod, rt, 0); err != nil {
+			return changed, err
+		}
+		changed = true
+		if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+			return changed, nil
+		}
+	}
+	for _, id := range a.Remove {
+		if err := k.rt.RemoveContainer(ctx, id); err != nil {
+			return changed, fmt.Errorf("pod %s/%s: remove container %s: %w", pod.Namespace, pod.Name, id, err)
+		}
+		changed = true
+	}
+	sandboxID := ""
+	if sb := rt.sandbox(); sb != nil && sb.State == SandboxReady && !a.KillPod {
+		sandboxID = sb.ID
+	}
+	if a.CreateSandbox {
+		hostname := pod.Spec.Hostname
+		if hostname == "" {
+			hostname = pod.Name
+		}
+		var hostIP string
+		if ips := k.hostIPs(); len(ips) > 0 {
+			hostIP = ips[0]
+		}
+		id, err := k.rt.RunSandbox(ctx, SandboxConfig{
+			PodUID: pod.UID, Namespace: pod.Namespace, Name: pod.Name, Attempt: a.SandboxAttempt,
+			Hostname: hostname, HostNetwork: pod.Spec.HostNetwork, HostIP: hostIP,
+			PodCIDR: k.podCIDR(), Labels: pod.Labels,
+		})
+		if err != nil {
+			return changed, fmt.Errorf("pod %s/%s: run sandbox: %w", pod.Namespace, pod.Name, err)
+		}
+		sandboxID, changed = id, true
+	}
+	for _, s := range a.Start {
+		spec := findContainer(pod, s.Name, s.Init)
+		if spec == nil || sandboxID == "" {
+			continue
+		}
+		id, err := k.rt.CreateContainer(ctx, sandboxID, containerConfig(spec, s.Attempt))
+		if err != nil {
+			return changed, fmt.Errorf("pod %s/%s: create container %q: %w", pod.Namespace, pod.Name, s.Name, err)
+		}
+		changed = true
+		if err := k.rt.StartContainer(ctx, id); err != nil {
+			return changed, fmt.Errorf("pod %s/%s: start container %q: %w", pod.Namespace, pod.Name, s.Name, err)
+		}
+		if s.Backoff != nil {
+			k.mu.Lock()
+			k.backoff[backoffKey(string(pod.UID), s.Name)] = *s.Backoff
+			k.mu.Unlock()
+		}
+		if s.Attempt > 0 {
+			k.log.Info("restarted container", "pod", pod.Namespace+"/"+pod.Name, "container", s.Name, "restartCount", s.Attempt)
+		}
+	}
+	return changed, nil
+}
+
+// findContainer returns a container of the pod's spec by name.
+func findContainer(pod *corev1.Pod, name string, init bool) *corev1.Container {
+	list := pod.Spec.Containers
+	if init {
+		list = pod.Spec.InitContainers
+	}
+	for i := range list {
+		if list[i].Name == name {
+			return &list[i]
+		}
+	}
+	return nil
+}
+
+// containerConfig turns a container spec into what the runtime needs.
+// Only literal environment values are resolved for now; valueFrom
+// sources come with the real runtime.
+func containerConfig(spec *corev1.Container, attempt uint32) ContainerConfig {
+	cfg := ContainerConfig{
+		Name: spec.Name, Attempt: attempt, Image: spec.Image,
+		Command: spec.Command, Args: spec.Args, WorkingDir: spec.WorkingDir,
+	}
+	for _, e := range spec.Env {
+		if e.ValueFrom == nil {
+			cfg.Env = append(cfg.Env, EnvVar{Name: e.Name, Value: e.Value})
+		}
+	}
+	return cfg
+}
+
+// killPod stops every container of the pod, giving each grace (at least
+// minStopGrace), and then the sandbox. Exited containers are kept for the
+// status.
+func (k *Kubelet) killPod(ctx context.Context, pod *corev1.Pod, rt podRuntime, grace time.Duration) error {
+	grace = max(grace, minStopGrace)
+	for _, cs := range rt.Containers {
+		for _, c := range cs {
+			if c.State == ContainerExited {
+				continue
+			}
+			if err := k.rt.StopContainer(ctx, c.ID, grace); err != nil {
+				return fmt.Errorf("pod %s/%s: stop container %q: %w", pod.Namespace, pod.Name, c.Name, err)
+			}
+		}
+	}
+	for _, sb := range rt.Sandboxes {
+		if sb.State == SandboxReady {
+			if err := k.rt.StopSandbox(ctx, sb.ID); err != nil {
+				return fmt.Errorf("pod %s/%s: stop sandbox: %w", pod.Namespace, pod.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// terminate stops a pod being deleted within its grace period, reports
+// its final status and deletes it for good (grace 0), which the API
+// server waits for once a pod is bound to a node.
+func (k *Kubelet) terminate(ctx context.Context, pod *corev1.Pod, rt podRuntime) (time.Duration, error) {
+	grace := time.Duration(0)
+	if pod.DeletionGracePeriodSeconds != nil {
+		grace = time.Duration(*pod.DeletionGracePeriodSeconds) * time.Second
+	}
+	if pod.DeletionTimestamp != nil {
+		// The deadline counts from when the pod was marked.
+		if left := pod.DeletionTimestamp.Sub(k.clock.Now()); left < grace {
+			grace = max(left, 0)
+		}
+	}
+	if err := k.killPod(ctx, pod, rt, grace); err != nil {
+		return 0, err
+	}
+	rt, err := k.podRuntimeFor(ctx, pod.UID)
+	if err != nil {
+		return 0, err
+	}
+	if err := k.writeStatus(ctx, pod, k.podStatus(pod, rt, nil, true)); err != nil && !apierrors.IsNotFound(err) {
+		return 0, err
+	}
+	err = k.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+		GracePeriodSeconds: ptr.To(int64(0)),
+		Preconditions:      &metav1.Preconditions{UID: &pod.UID},
+	})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return 0, fmt.Errorf("pod %s/%s: delete: %w", pod.Namespace, pod.Name, err)
+	}
+	k.log.Info("pod terminated and deleted", "pod", pod.Namespace+"/"+pod.Name)
+	return 0, k.cleanup(ctx, string(pod.UID))
+}
+
+// cleanup removes everything the runtime holds for a pod UID and forgets
+// the kubelet's state about it.
+func (k *Kubelet) cleanup(ctx context.Context, uid string) error {
+	rt, err := k.podRuntimeFor(ctx, types.UID(uid))
+	if err != nil {
+		return err
+	}
+	for _, cs := range rt.Containers {
+		for _, c := range cs {
+			if c.State != ContainerExited {
+				if err := k.rt.StopContainer(ctx, c.ID, minStopGrace); err != nil {
+					return fmt.Errorf("pod uid %s: stop container %q: %w", uid, c.Name, err)
+				}
+			}
+			if err := k.rt.RemoveContainer(ctx, c.ID); err != nil {
+				return fmt.Errorf("pod uid %s: remove container %q: %w", uid, c.Name, err)
+			}
+		}
+	}
+	for _, sb := range rt.Sandboxes {
+		if err := k.rt.StopSandbox(ctx, sb.ID); err != nil {
+			return fmt.Errorf("pod uid %s: stop sandbox: %w", uid, err)
+		}
+		if err := k.rt.RemoveSandbox(ctx, sb.ID); err != nil {
+			return fmt.Errorf("pod uid %s: remove sandbox: %w", uid, err)
+		}
+	}
+	k.mu.Lock()
+	delete(k.written, uid)
+	for key := range k.backoff {
+		if strings.HasPrefix(key, uid+"/") {
+			delete(k.backoff, key)
+		}
+	}
+	k.mu.Unlock()
+	return nil
+}
+
+// writeStatus writes a pod's status when it differs from what the API
+// holds and from what this kubelet last wrote (the cache may lag behind
+// our own write). The write is a merge patch of pods/status that carries
+// the UID, so it cannot land on a new pod of the same name.
+func (k *Kubelet) writeStatus(ctx context.Context, pod *corev1.Pod, status corev1.PodStatus) error {
+	if apiequality.Semantic.DeepEqual(&status, &pod.Status) {
+		return nil
+	}
+	uid := string(pod.UID)
+	k.mu.Lock()
+	last, ok := k.written[uid]
+	k.mu.Unlock()
+	if ok && olderThan(pod.ResourceVersion, last.resourceVersion) && apiequality.Semantic.DeepEqual(&status, &last.status) {
+		return nil
+	}
+	patch, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{"uid": pod.UID},
+		"status":   status,
+	})
+	if err != nil {
+		return fmt.Errorf("pod %s/%s: encode status: %w", pod.Namespace, pod.Name, err)
+	}
+	out, err := k.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status")
+	if err != nil {
+		return fmt.Errorf("pod %s/%s: update status: %w", pod.Namespace, pod.Name, err)
+	}
+	k.mu.Lock()
+	k.written[uid] = writtenStatus{status: out.Status, resourceVersion: out.ResourceVersion}
+	k.mu.Unlock()
+	if out.Status.Phase != pod.Status.Phase {
+		k.log.Debug("pod phase", "pod", pod.Namespace+"/"+pod.Name, "phase", out.Status.Phase)
+	}
+	return nil
+}
+
+// olderThan reports whether resource version a is older than b. Skiff's
+// resource versions are etcd revisions, so they compare as numbers; a
+// version that does not parse is never called older.
+func olderThan(a, b string) bool {
+	x, err1 := strconv.ParseUint(a, 10, 64)
+	y, err2 := strconv.ParseUint(b, 10, 64)
+	return err1 == nil && err2 == nil && x < y
+}
