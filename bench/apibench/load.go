@@ -43,15 +43,21 @@ type client struct {
 	base string
 }
 
-func newClient(kubeconfig string) (*client, error) {
+// Wire formats client-go can speak.
+const (
+	contentJSON     = "application/json"
+	contentProtobuf = "application/vnd.kubernetes.protobuf"
+)
+
+func newClient(kubeconfig, contentType string) (*client, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("load kubeconfig: %w", err)
 	}
 	cfg.QPS = -1 // negative: no rate limiter at all
 	cfg.Burst = 0
-	cfg.ContentType = "application/json"
-	cfg.AcceptContentTypes = "application/json"
+	cfg.ContentType = contentType
+	cfg.AcceptContentTypes = contentType
 	cfg.UserAgent = "skiff-apibench"
 	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
@@ -328,8 +334,8 @@ type listResult struct {
 	bytes   int // body size of the last raw list
 }
 
-// listTyped lists every pod in the namespace through client-go (JSON
-// decoded into a PodList), runs times, one at a time.
+// listTyped lists every pod in the namespace through client-go (decoded
+// into a PodList, in the client's wire format), runs times, one at a time.
 func listTyped(ctx context.Context, c *client, runs int) (listResult, error) {
 	var res listResult
 	for range runs {

@@ -399,11 +399,19 @@ func loadRuns(ctx context.Context, o *options, spawn func(string) (*child, error
 	if err := c.waitReady(ctx, 60*time.Second); err != nil {
 		return fmt.Errorf("server for the load measurements: %w", err)
 	}
-	cl, err := newClient(c.kubeconfig())
+	cl, err := newClient(c.kubeconfig(), contentJSON)
 	if err != nil {
 		return err
 	}
 	defer cl.hc.CloseIdleConnections()
+	// Upstream's components (informers, controllers) speak protobuf;
+	// kubectl and most other tools JSON. Lists and watches are measured in
+	// both.
+	pcl, err := newClient(c.kubeconfig(), contentProtobuf)
+	if err != nil {
+		return err
+	}
+	defer pcl.hc.CloseIdleConnections()
 	if err := cl.ensureNamespace(ctx); err != nil {
 		return err
 	}
@@ -471,6 +479,14 @@ func loadRuns(ctx context.Context, o *options, spawn func(string) (*child, error
 			// client's share of the cores, hence the plain HTTP row below.
 			rep.add(latencyRow(name, s.p50, 300, detail+"; "+seen))
 		}
+		name = fmt.Sprintf("list %d pods, client-go (protobuf, decoded into a PodList), median", o.pods)
+		seen = observe("LIST", func() { l, err = listTyped(ctx, pcl, o.listRuns) })
+		if err != nil {
+			rep.fail(name, "<= 300 ms", err)
+		} else {
+			s := summarize(l.samples)
+			rep.add(latencyRow(name, s.p50, 300, fmt.Sprintf("%d runs, max %s; %d items; %s", s.n, ms(s.max), l.items, seen)))
+		}
 		name = fmt.Sprintf("list %d pods, plain HTTP (body read, not decoded), median", o.pods)
 		seen = observe("LIST", func() { l, err = listRaw(ctx, cl, o.listRuns) })
 		if err != nil {
@@ -501,7 +517,8 @@ func loadRuns(ctx context.Context, o *options, spawn func(string) (*child, error
 			}
 			rep.add(row)
 		}
-		watchRow(fmt.Sprintf("watch delivery p99, %d client-go watchers", o.watchers), 50, cl.clientGoWatch)
+		watchRow(fmt.Sprintf("watch delivery p99, %d client-go watchers (JSON)", o.watchers), 50, cl.clientGoWatch)
+		watchRow(fmt.Sprintf("watch delivery p99, %d client-go watchers (protobuf)", o.watchers), 50, pcl.clientGoWatch)
 		// The same with next to no client work, to tell the server's
 		// fan-out from the client's decoding on the shared cores.
 		watchRow(fmt.Sprintf("watch delivery p99, %d raw HTTP watchers (not decoded)", o.watchers), 50, cl.rawWatch)
