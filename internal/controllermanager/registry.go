@@ -12,6 +12,8 @@ func initFuncs() map[string]InitFunc {
 		// One line per controller, kept sorted.
 		"garbagecollector":      startGarbageCollector,
 		"namespace":             startNamespace,
+		"nodeipam":              startNodeIPAM,
+		"podgc":                 startPodGC,
 		"replicaset":            startReplicaSet,
 		"replicationcontroller": startReplicationController,
 		"serviceaccount":        startServiceAccount,
