@@ -308,6 +308,7 @@ func (s *Server) Run(ctx context.Context) error {
 		// Start-up builds large transient structures (OpenAPI documents,
 		// schemas); hand the freed heap back so an idle server stays small.
 		debug.FreeOSMemory()
+		releaseStartupPages()
 		s.log.Info("skiff server ready", "url", fmt.Sprintf("https://%s", net.JoinHostPort(advertise, strconv.Itoa(cfg.SecurePort))),
 			"kubeconfig", cfg.KubeconfigPath, "elapsed", time.Since(start).Round(time.Millisecond))
 		return nil
