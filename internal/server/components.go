@@ -12,6 +12,7 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/controllermanager"
 	"github.com/skiff-sh/skiff/internal/pki"
+	"github.com/skiff-sh/skiff/internal/scheduler"
 )
 
 // startComponents starts the control plane's API clients (the controller
@@ -38,6 +39,24 @@ func (s *Server) startComponents(ctx context.Context, g *errgroup.Group, comps *
 		comps.run(g, func() error {
 			if err := cm.Run(ctx); err != nil {
 				return fmt.Errorf("controller manager: %w", err)
+			}
+			return nil
+		})
+	}
+	if !cfg.DisableScheduler {
+		rc, err := componentConfig(url, bundle, "kube-scheduler", "system:kube-scheduler")
+		if err != nil {
+			return err
+		}
+		rc.ContentType = "application/vnd.kubernetes.protobuf"
+		rc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+		sched, err := scheduler.New(scheduler.Config{RestConfig: rc, LeaderElect: true, Logger: s.log})
+		if err != nil {
+			return err
+		}
+		comps.run(g, func() error {
+			if err := sched.Run(ctx); err != nil {
+				return fmt.Errorf("scheduler: %w", err)
 			}
 			return nil
 		})
