@@ -10,6 +10,7 @@ import (
 func initFuncs() map[string]InitFunc {
 	return map[string]InitFunc{
 		// One line per controller, kept sorted.
+		"deployment":            startDeployment,
 		"garbagecollector":      startGarbageCollector,
 		"namespace":             startNamespace,
 		"nodeipam":              startNodeIPAM,
