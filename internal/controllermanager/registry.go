@@ -14,6 +14,7 @@ func initFuncs() map[string]InitFunc {
 		"garbagecollector":      startGarbageCollector,
 		"namespace":             startNamespace,
 		"nodeipam":              startNodeIPAM,
+		"nodelifecycle":         startNodeLifecycle,
 		"podgc":                 startPodGC,
 		"replicaset":            startReplicaSet,
 		"replicationcontroller": startReplicationController,
