@@ -169,7 +169,9 @@ func (c *Controller) next(ctx context.Context) bool {
 	return true
 }
 
-func hasFinalizer(p *corev1.Pod) bool { return slices.Contains(p.Finalizers, batchv1.JobTrackingFinalizer) }
+func hasFinalizer(p *corev1.Pod) bool {
+	return slices.Contains(p.Finalizers, batchv1.JobTrackingFinalizer)
+}
 
 func (c *Controller) removeFinalizer(ctx context.Context, p *corev1.Pod) error {
 	if !hasFinalizer(p) {
