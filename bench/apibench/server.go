@@ -36,6 +36,11 @@ type child struct {
 	etcdCP  int
 	etcdPP  int
 
+	// controlPlane runs the controllers and, unless noScheduler, the
+	// scheduler too; otherwise the server is the API alone.
+	controlPlane bool
+	noScheduler  bool
+
 	cmd     *exec.Cmd
 	started time.Time
 	log     *logWatcher
@@ -88,7 +93,7 @@ func (c *child) start() error {
 		return err
 	}
 	c.log = &logWatcher{out: logFile, ready: make(chan struct{})}
-	c.cmd = exec.Command(c.bin, "server",
+	args := []string{"server",
 		"--data-dir", c.dataDir,
 		"--bind-address", "127.0.0.1",
 		"--advertise-address", "127.0.0.1",
@@ -97,11 +102,15 @@ func (c *child) start() error {
 		"--etcd-client-port", strconv.Itoa(c.etcdCP),
 		"--etcd-peer-port", strconv.Itoa(c.etcdPP),
 		"--log-level", "info",
+	}
+	if !c.controlPlane {
 		// The API server alone: these are its targets, and 10,000 pods
 		// with no node would keep a scheduler busy failing them.
-		"--disable-controllers", "*",
-		"--disable-scheduler",
-	)
+		args = append(args, "--disable-controllers", "*", "--disable-scheduler")
+	} else if c.noScheduler {
+		args = append(args, "--disable-scheduler")
+	}
+	c.cmd = exec.Command(c.bin, args...)
 	c.cmd.Stdout = c.log
 	c.cmd.Stderr = c.log
 	// If the benchmark dies without running its cleanup (SIGKILL, a
