@@ -186,13 +186,22 @@ func TestKubectlDelete(t *testing.T) {
 	}
 	fails(t, c, `deployments.apps "web" not found`, "get", "deployment", "web", "-n", "deletion")
 	run(t, c, "delete", "service", "web", "-n", "deletion")
-	// The namespace stays Terminating until a controller empties it.
+	// A finalizer on an object inside holds the namespace Terminating: the
+	// namespace controller deletes the object, which then waits for its
+	// finalizer, and the namespace waits for the object.
+	runIn(t, c, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  finalizers: [e2e.skiff.sh/hold]\n", "apply", "-n", "deletion", "-f", "-")
 	run(t, c, "delete", "namespace", "deletion", "--wait=false")
 	if got := run(t, c, "get", "namespace", "deletion", "-o", "jsonpath={.status.phase}"); got != "Terminating" {
 		t.Errorf("deleted namespace phase %q, want Terminating", got)
 	}
 	fails(t, c, "because it is being terminated", "create", "configmap", "late", "-n", "deletion")
 	fails(t, c, `namespaces "default" is forbidden: this namespace may not be deleted`, "delete", "namespace", "default")
+	// Once the finalizer goes, the namespace controller finishes the job.
+	run(t, c, "patch", "configmap", "held", "-n", "deletion", "--type=merge", "-p", `{"metadata":{"finalizers":null}}`)
+	framework.WaitFor(t, 60*time.Second, func() (bool, string) {
+		out, stderr, err := c.Kubectl("get", "namespace", "deletion", "-o", "yaml")
+		return err != nil && strings.Contains(stderr, `namespaces "deletion" not found`), out + stderr
+	})
 }
 
 func TestKubectlConfigMapsAndSecrets(t *testing.T) {
