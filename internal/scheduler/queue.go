@@ -159,17 +159,16 @@ func (q *Queue) remove(key string) {
 func (q *Queue) Pop(ctx context.Context) *QueuedPod {
 	stop := context.AfterFunc(ctx, func() {
 		q.mu.Lock()
-		q.closed = true
 		q.cond.Broadcast()
 		q.mu.Unlock()
 	})
 	defer stop()
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for q.active.Len() == 0 && !q.closed {
+	for q.active.Len() == 0 && !q.closed && ctx.Err() == nil {
 		q.cond.Wait()
 	}
-	if q.closed {
+	if q.closed || ctx.Err() != nil {
 		return nil
 	}
 	qp := heap.Pop(&q.active).(*QueuedPod)

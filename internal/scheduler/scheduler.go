@@ -170,14 +170,16 @@ func (s *Scheduler) run(ctx context.Context) error {
 	nodeInformer := factory.Core().V1().Nodes()
 	nsInformer := factory.Core().V1().Namespaces()
 	s.podLister = podInformer.Lister()
-	if _, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	var regs []cache.InformerSynced
+	podReg, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { s.onPod(nil, obj.(*v1.Pod)) },
 		UpdateFunc: func(old, obj any) { s.onPod(old.(*v1.Pod), obj.(*v1.Pod)) },
 		DeleteFunc: s.onPodDelete,
-	}); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("pod handler: %w", err)
 	}
-	if _, err := nodeInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	nodeReg, err := nodeInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
 			s.cache.SetNode(obj.(*v1.Node))
 			s.queue.MoveAllToActiveOrBackoff(nil)
@@ -196,10 +198,11 @@ func (s *Scheduler) run(ctx context.Context) error {
 				s.cache.RemoveNode(n.Name)
 			}
 		},
-	}); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("node handler: %w", err)
 	}
-	if _, err := nsInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	nsReg, err := nsInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { s.cache.SetNamespace(obj.(*v1.Namespace)) },
 		UpdateFunc: func(_, obj any) { s.cache.SetNamespace(obj.(*v1.Namespace)) },
 		DeleteFunc: func(obj any) {
@@ -210,9 +213,11 @@ func (s *Scheduler) run(ctx context.Context) error {
 				s.cache.RemoveNamespace(ns.Name)
 			}
 		},
-	}); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("namespace handler: %w", err)
 	}
+	regs = append(regs, podReg.HasSynced, nodeReg.HasSynced, nsReg.HasSynced)
 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.client.CoreV1().Events("")})
@@ -221,13 +226,13 @@ func (s *Scheduler) run(ctx context.Context) error {
 
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
-	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("scheduler: cache for %v did not sync", typ)
+	// The handlers, not just the stores, must have seen the initial lists,
+	// or the first decisions would see no nodes.
+	if !cache.WaitForCacheSync(ctx.Done(), regs...) {
+		if ctx.Err() != nil {
+			return nil
 		}
+		return errors.New("scheduler: informer caches did not sync")
 	}
 	s.log.Info("scheduler started", "schedulerName", s.cfg.SchedulerName)
 	go s.queue.Run(ctx)
