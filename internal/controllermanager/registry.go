@@ -11,6 +11,8 @@ func initFuncs() map[string]InitFunc {
 	return map[string]InitFunc{
 		// One line per controller, kept sorted.
 		"deployment":            startDeployment,
+		"endpoint":              startEndpoint,
+		"endpointslice":         startEndpointSlice,
 		"garbagecollector":      startGarbageCollector,
 		"namespace":             startNamespace,
 		"nodeipam":              startNodeIPAM,
