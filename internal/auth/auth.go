@@ -126,13 +126,27 @@ func (t *Tokens) Authenticate(r *http.Request) (*User, bool, error) {
 		return nil, false, nil
 	}
 	token = strings.TrimSpace(token)
-	for k, u := range t.byToken {
-		if subtle.ConstantTimeCompare([]byte(k), []byte(token)) == 1 {
-			u.Groups = append(append([]string(nil), u.Groups...), "system:authenticated")
-			return &u, true, nil
+	if u, ok := t.lookup(token); ok {
+		return u, true, nil
+	}
+	// A join token in its full form, K10<CA hash>::<secret>, is accepted
+	// for its secret, so an agent may send either.
+	if head, secret, ok := strings.Cut(token, "::"); ok && strings.HasPrefix(head, "K10") {
+		if u, ok := t.lookup(secret); ok {
+			return u, true, nil
 		}
 	}
 	return nil, false, fmt.Errorf("invalid bearer token")
+}
+
+func (t *Tokens) lookup(token string) (*User, bool) {
+	for k, u := range t.byToken {
+		if subtle.ConstantTimeCompare([]byte(k), []byte(token)) == 1 {
+			u.Groups = append(append([]string(nil), u.Groups...), "system:authenticated")
+			return &u, true
+		}
+	}
+	return nil, false
 }
 
 // Attributes describe a request for authorization.

@@ -282,7 +282,7 @@ func (b *Bundle) ensureServing(ips []net.IP, names []string) error {
 		return err
 	}
 	if ok {
-		b.Serving = pair
+		b.Serving = withCA(pair, b.CACert)
 		return nil
 	}
 	tmpl := &x509.Certificate{
@@ -302,8 +302,16 @@ func (b *Bundle) ensureServing(ips []net.IP, names []string) error {
 	if err != nil {
 		return fmt.Errorf("pki: load new serving certificate: %w", err)
 	}
-	b.Serving = pair
+	b.Serving = withCA(pair, b.CACert)
 	return nil
+}
+
+// withCA appends the CA to the served chain. Clients that trust the CA
+// ignore it; a joining agent finds it there and checks it against the CA
+// hash in its join token (see ParseJoinToken).
+func withCA(pair tls.Certificate, ca *x509.Certificate) tls.Certificate {
+	pair.Certificate = append(pair.Certificate[:len(pair.Certificate):len(pair.Certificate)], ca.Raw)
+	return pair
 }
 
 // loadLeaf returns the stored certificate if it is usable: readable, matching
