@@ -10,10 +10,13 @@ import (
 func initFuncs() map[string]InitFunc {
 	return map[string]InitFunc{
 		// One line per controller, kept sorted.
+		"cronjob":               startCronJob,
+		"daemonset":             startDaemonSet,
 		"deployment":            startDeployment,
 		"endpoint":              startEndpoint,
 		"endpointslice":         startEndpointSlice,
 		"garbagecollector":      startGarbageCollector,
+		"job":                   startJob,
 		"namespace":             startNamespace,
 		"nodeipam":              startNodeIPAM,
 		"nodelifecycle":         startNodeLifecycle,
@@ -21,6 +24,8 @@ func initFuncs() map[string]InitFunc {
 		"replicaset":            startReplicaSet,
 		"replicationcontroller": startReplicationController,
 		"serviceaccount":        startServiceAccount,
+		"statefulset":           startStatefulSet,
+		"ttl-after-finished":    startTTLAfterFinished,
 	}
 }
 
