@@ -563,10 +563,13 @@ func (c *call) prepareCreate(obj runtime.Object) error {
 	if err := c.admitNamespace(acc); err != nil {
 		return err
 	}
+	if err := c.admitCreate(obj); err != nil {
+		return err
+	}
 	if errs := validation.ValidateCreate(obj); len(errs) > 0 {
 		return apierrors.NewInvalid(c.ep.gvk.GroupKind(), acc.GetName(), errs)
 	}
-	return nil
+	return c.admitQuota(obj)
 }
 
 // randomSuffix is the 5-character suffix upstream appends to generateName.
