@@ -1,0 +1,272 @@
+// Package agent is the composition root of a node: it joins the API server
+// with a join token and runs the node agent (internal/kubelet) with the
+// chosen runtime; the service proxy and pod networking come later. Sim runs
+// many simulated nodes in one process for scale tests.
+package agent
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/skiff-sh/skiff/internal/kubelet"
+	"github.com/skiff-sh/skiff/internal/kubelet/sim"
+	"github.com/skiff-sh/skiff/internal/version"
+)
+
+// RuntimeSimulated is the only runtime so far: containers that exist in
+// memory only.
+const RuntimeSimulated = "simulated"
+
+// Config configures one node.
+type Config struct {
+	Join JoinConfig
+	// Runtime names the container runtime; only "simulated" exists yet.
+	Runtime string
+	// NodeName defaults to the host name, lowercased.
+	NodeName string
+	// NodeIP defaults to the first non-loopback IPv4 address.
+	NodeIP string
+	Labels map[string]string
+	Taints []corev1.Taint
+	// Capacity defaults to the machine's CPUs and memory and 110 pods.
+	Capacity corev1.ResourceList
+	Logger   *slog.Logger
+}
+
+// Agent is one node joined to a server.
+type Agent struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New checks cfg and returns an agent; nothing connects until Run.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Runtime != RuntimeSimulated {
+		return nil, fmt.Errorf("--runtime %q: only %q is implemented yet; the real container runtime (runc) is not implemented yet", cfg.Runtime, RuntimeSimulated)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if cfg.NodeName == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("node name: %w", err)
+		}
+		cfg.NodeName = strings.ToLower(h)
+	}
+	if cfg.NodeIP == "" {
+		cfg.NodeIP = firstHostIP()
+	} else if net.ParseIP(cfg.NodeIP) == nil {
+		return nil, fmt.Errorf("--node-ip %q is not an IP address", cfg.NodeIP)
+	}
+	if cfg.Capacity == nil {
+		cfg.Capacity = machineCapacity()
+	}
+	if cfg.Join.QPS == 0 {
+		cfg.Join.QPS, cfg.Join.Burst = 100, 200
+	}
+	if cfg.Join.UserAgent == "" {
+		cfg.Join.UserAgent = "skiff-agent/" + cfg.NodeName
+	}
+	return &Agent{cfg: cfg, log: cfg.Logger}, nil
+}
+
+// Run joins the server and runs the node until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	rc, err := Join(ctx, a.cfg.Join)
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	a.log.Info("joined", "server", a.cfg.Join.Server, "node", a.cfg.NodeName, "runtime", a.cfg.Runtime)
+	k, err := kubelet.New(kubelet.Config{
+		Client: cs, NodeName: a.cfg.NodeName, NodeIP: a.cfg.NodeIP,
+		Runtime: sim.New(sim.Options{Version: version.Skiff()}), Capacity: a.cfg.Capacity,
+		Labels: a.cfg.Labels, Taints: a.cfg.Taints, KubeletVersion: kubeletVersion(), Logger: a.log,
+	})
+	if err != nil {
+		return err
+	}
+	return k.Run(ctx)
+}
+
+// kubeletVersion is the Kubernetes version the node reports, e.g. v1.37.2.
+func kubeletVersion() string {
+	return version.Info().GitVersion
+}
+
+// SimConfig configures many simulated nodes in one process.
+type SimConfig struct {
+	Join JoinConfig
+	// Count nodes are named NamePrefix + a zero-padded index.
+	Count      int
+	NamePrefix string
+	Capacity   corev1.ResourceList
+	Labels     map[string]string
+	Taints     []corev1.Taint
+	Logger     *slog.Logger
+}
+
+// Sim runs simulated nodes over one client and one pod informer.
+type Sim struct {
+	cfg SimConfig
+}
+
+// NewSim checks cfg and returns the nodes; nothing connects until Run.
+func NewSim(cfg SimConfig) (*Sim, error) {
+	if cfg.Count <= 0 || cfg.Count > 1<<16 {
+		return nil, fmt.Errorf("--count %d: want 1 to 65536", cfg.Count)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if cfg.Join.QPS == 0 {
+		// Every pod transition is one status write; a 10,000-pod rollout
+		// must not queue behind client-side throttling.
+		cfg.Join.QPS, cfg.Join.Burst = 1000, 2000
+	}
+	if cfg.Join.UserAgent == "" {
+		cfg.Join.UserAgent = "skiff-sim-nodes"
+	}
+	if cfg.Capacity == nil {
+		c, err := kubelet.ParseCapacity("8", "32Gi", "110", "100Gi")
+		if err != nil {
+			return nil, err
+		}
+		cfg.Capacity = c
+	}
+	return &Sim{cfg: cfg}, nil
+}
+
+// Names returns the node names Run registers.
+func (s *Sim) Names() []string {
+	width := len(strconv.Itoa(s.cfg.Count - 1))
+	names := make([]string, s.cfg.Count)
+	for i := range names {
+		names[i] = fmt.Sprintf("%s%0*d", s.cfg.NamePrefix, width, i)
+	}
+	return names
+}
+
+// Run joins the server and runs every node until ctx ends.
+func (s *Sim) Run(ctx context.Context) error {
+	rc, err := Join(ctx, s.cfg.Join)
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	f := kubelet.NewFleet(kubelet.FleetConfig{Client: cs, Logger: s.cfg.Logger})
+	for i, name := range s.Names() {
+		// Loopback addresses: nothing is ever sent to a simulated node.
+		ip := fmt.Sprintf("127.2.%d.%d", i/254, i%254+1)
+		if _, err := f.Add(kubelet.Config{
+			NodeName: name, NodeIP: ip, Runtime: sim.New(sim.Options{Version: version.Skiff()}),
+			Capacity: s.cfg.Capacity, Labels: s.cfg.Labels, Taints: s.cfg.Taints,
+			KubeletVersion: kubeletVersion(), Logger: s.cfg.Logger,
+		}); err != nil {
+			return err
+		}
+	}
+	s.cfg.Logger.Info("joined", "server", s.cfg.Join.Server, "nodes", s.cfg.Count)
+	return f.Run(ctx)
+}
+
+// ParseLabels reads "k=v,k2=v2".
+func ParseLabels(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range strings.Split(s, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("label %q: want key=value", kv)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// ParseTaints reads "k=v:Effect,k2:Effect", as --register-with-taints.
+func ParseTaints(s string) ([]corev1.Taint, error) {
+	var out []corev1.Taint
+	for _, spec := range strings.Split(s, ",") {
+		if spec = strings.TrimSpace(spec); spec == "" {
+			continue
+		}
+		kv, effect, ok := strings.Cut(spec, ":")
+		if !ok {
+			return nil, fmt.Errorf("taint %q: want key[=value]:Effect", spec)
+		}
+		switch corev1.TaintEffect(effect) {
+		case corev1.TaintEffectNoSchedule, corev1.TaintEffectPreferNoSchedule, corev1.TaintEffectNoExecute:
+		default:
+			return nil, fmt.Errorf("taint %q: effect must be NoSchedule, PreferNoSchedule or NoExecute", spec)
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		if k == "" {
+			return nil, fmt.Errorf("taint %q: empty key", spec)
+		}
+		out = append(out, corev1.Taint{Key: k, Value: v, Effect: corev1.TaintEffect(effect)})
+	}
+	return out, nil
+}
+
+// machineCapacity is this machine's CPUs and memory, and upstream's
+// default of 110 pods.
+func machineCapacity() corev1.ResourceList {
+	out := corev1.ResourceList{
+		corev1.ResourceCPU:  *resource.NewQuantity(int64(goruntime.NumCPU()), resource.DecimalSI),
+		corev1.ResourcePods: *resource.NewQuantity(110, resource.DecimalSI),
+	}
+	if kb, err := memTotalKiB(); err == nil {
+		out[corev1.ResourceMemory] = *resource.NewQuantity(kb*1024, resource.BinarySI)
+	}
+	return out
+}
+
+func memTotalKiB() (int64, error) {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+		}
+	}
+	return 0, errors.New("no MemTotal in /proc/meminfo")
+}
+
+// firstHostIP is the first non-loopback IPv4 address, or 127.0.0.1.
+func firstHostIP() string {
+	addrs, err := net.InterfaceAddrs()
+	if err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+				return n.IP.String()
+			}
+		}
+	}
+	return "127.0.0.1"
+}

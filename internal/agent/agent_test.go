@@ -1,0 +1,135 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/skiff-sh/skiff/internal/pki"
+)
+
+// apiServer serves /api over TLS with a Skiff PKI, accepting one bearer
+// secret, and returns its URL and CA.
+func apiServer(t *testing.T, secret string) (string, *pki.Bundle) {
+	t.Helper()
+	b, err := pki.Ensure(pki.Config{Dir: filepath.Join(t.TempDir(), "tls"), ServingIPs: []net.IP{net.ParseIP("127.0.0.1")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Authorization") != "Bearer "+secret {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusUnauthorized)
+				_, _ = w.Write([]byte(`{"kind":"Status","apiVersion":"v1","status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}`))
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"kind":"APIVersions","versions":["v1"]}`))
+		}),
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{b.Serving}},
+	}
+	go func() { _ = srv.ServeTLS(ln, "", "") }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "https://" + ln.Addr().String(), b
+}
+
+func TestJoin(t *testing.T) {
+	url, b := apiServer(t, "s3cret")
+	caFile := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(caFile, b.CAPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	other, err := pki.Ensure(pki.Config{Dir: filepath.Join(t.TempDir(), "tls"), ServingDNSNames: []string{"localhost"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		cfg     JoinConfig
+		wantErr string
+		refused bool
+	}{
+		{name: "full token", cfg: JoinConfig{Server: url, Token: pki.FormatJoinToken(b.CACert, "s3cret")}},
+		{name: "bare token with CA file", cfg: JoinConfig{Server: url, Token: "s3cret", CAFile: caFile}},
+		{name: "wrong secret", cfg: JoinConfig{Server: url, Token: pki.FormatJoinToken(b.CACert, "nope")}, wantErr: "the server refused the join token", refused: true},
+		{name: "another cluster's CA", cfg: JoinConfig{Server: url, Token: pki.FormatJoinToken(other.CACert, "s3cret")}, wantErr: "is not the one the join token names"},
+		{name: "bare token alone", cfg: JoinConfig{Server: url, Token: "s3cret"}, wantErr: "carries no CA hash"},
+		{name: "not https", cfg: JoinConfig{Server: "http://127.0.0.1:1", Token: "x", CAFile: caFile}, wantErr: "want https://HOST:PORT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rc, err := Join(context.Background(), tt.cfg)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("got error %v, want none", err)
+				}
+				if rc.BearerToken != "s3cret" || len(rc.CAData) == 0 {
+					t.Errorf("config: got token %q and %d bytes of CA, want the secret and the CA", rc.BearerToken, len(rc.CAData))
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("got error %v, want one containing %q", err, tt.wantErr)
+			}
+			if errors.Is(err, ErrTokenRefused) != tt.refused {
+				t.Errorf("errors.Is(err, ErrTokenRefused): got %v, want %v", !tt.refused, tt.refused)
+			}
+		})
+	}
+}
+
+func TestParseTaints(t *testing.T) {
+	got, err := ParseTaints("dedicated=gpu:NoSchedule, spot:PreferNoSchedule")
+	want := []corev1.Taint{{Key: "dedicated", Value: "gpu", Effect: "NoSchedule"}, {Key: "spot", Effect: "PreferNoSchedule"}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, %v; want %v", got, err, want)
+	}
+	for _, bad := range []string{"a=b", "a=b:Sometimes", "=b:NoSchedule"} {
+		if _, err := ParseTaints(bad); err == nil {
+			t.Errorf("ParseTaints(%q): got no error, want one", bad)
+		}
+	}
+}
+
+func TestParseLabels(t *testing.T) {
+	got, err := ParseLabels("a=1,b=,zone=x")
+	want := map[string]string{"a": "1", "b": "", "zone": "x"}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, %v; want %v", got, err, want)
+	}
+	if _, err := ParseLabels("novalue"); err == nil {
+		t.Error("ParseLabels(novalue): got no error, want one")
+	}
+}
+
+func TestNewRejectsRealRuntime(t *testing.T) {
+	_, err := New(Config{Runtime: "runc"})
+	if err == nil || !strings.Contains(err.Error(), "not implemented yet") {
+		t.Errorf("got %v, want an error saying the real runtime is not implemented yet", err)
+	}
+}
+
+func TestSimNames(t *testing.T) {
+	s, err := NewSim(SimConfig{Count: 12, NamePrefix: "sim-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := s.Names()
+	if len(names) != 12 || names[0] != "sim-00" || names[11] != "sim-11" {
+		t.Errorf("got %v, want sim-00 .. sim-11", names)
+	}
+}
