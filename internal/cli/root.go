@@ -32,6 +32,7 @@ func Run(ctx context.Context, streams Streams, args []string) error {
 	root.SetOut(streams.Out)
 	root.SetErr(streams.ErrOut)
 	root.AddCommand(newServerCommand(streams), newKubectlCommand(streams), newVersionCommand(streams))
+	root.AddCommand(newAgentCommand(streams), newSimCommand(streams))
 	if len(args) > 0 {
 		args = args[1:]
 	}
