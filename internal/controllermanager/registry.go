@@ -23,6 +23,7 @@ func initFuncs() map[string]InitFunc {
 		"podgc":                 startPodGC,
 		"replicaset":            startReplicaSet,
 		"replicationcontroller": startReplicationController,
+		"resourcequota":         startResourceQuota,
 		"serviceaccount":        startServiceAccount,
 		"statefulset":           startStatefulSet,
 		"ttl-after-finished":    startTTLAfterFinished,
