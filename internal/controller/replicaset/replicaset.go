@@ -40,6 +40,7 @@ type Controller struct {
 	kind       ownerKind
 	client     kubernetes.Interface
 	podLister  corelisters.PodLister
+	podIndex   cache.Indexer // with podOwnerIndex when it could be added
 	podSynced  cache.InformerSynced
 	podControl controller.PodControl
 	queue      workqueue.TypedRateLimitingInterface[string]
@@ -77,6 +78,7 @@ func newController(kind ownerKind, podInformer coreinformers.PodInformer, client
 		kind:       kind,
 		client:     client,
 		podLister:  podInformer.Lister(),
+		podIndex:   podInformer.Informer().GetIndexer(),
 		podSynced:  podInformer.Informer().HasSynced,
 		podControl: controller.PodControl{Client: client, Recorder: recorder},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
@@ -86,6 +88,12 @@ func newController(kind ownerKind, podInformer coreinformers.PodInformer, client
 		burst:    BurstReplicas,
 		clock:    clk,
 		log:      log.With("controller", name),
+	}
+	// Index pods by controller so that a sync looks at its own pods and
+	// the namespace's orphans, not every pod in the namespace. Another
+	// controller may have added the same index on the shared informer.
+	if _, ok := c.podIndex.GetIndexers()[podOwnerIndex]; !ok {
+		_ = podInformer.Informer().AddIndexers(cache.Indexers{podOwnerIndex: podOwnerIndexFunc})
 	}
 	_, _ = kind.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueueOwner,
@@ -320,7 +328,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	satisfied := c.exp.Satisfied(key)
 
-	all, err := c.podLister.Pods(namespace).List(labels.Everything())
+	all, err := c.candidatePods(rs)
 	if err != nil {
 		return err
 	}
@@ -443,4 +451,40 @@ func podsToDelete(pods []*corev1.Pod, n int) []*corev1.Pod {
 	sorted := append([]*corev1.Pod(nil), pods...)
 	sort.Sort(controller.PodsForDeletion(sorted))
 	return sorted[:min(n, len(sorted))]
+}
+
+// podOwnerIndex indexes pods by their controller's uid, orphans by
+// "orphan/<namespace>".
+const podOwnerIndex = "skiff.controller.uid"
+
+func podOwnerIndexFunc(obj any) ([]string, error) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return nil, nil
+	}
+	if ref := metav1.GetControllerOfNoCopy(p); ref != nil {
+		return []string{string(ref.UID)}, nil
+	}
+	return []string{"orphan/" + p.Namespace}, nil
+}
+
+// candidatePods returns the pods rs may own: those it controls and the
+// namespace's orphans (all pods of the namespace without the index).
+func (c *Controller) candidatePods(rs *appsv1.ReplicaSet) ([]*corev1.Pod, error) {
+	if _, ok := c.podIndex.GetIndexers()[podOwnerIndex]; !ok {
+		return c.podLister.Pods(rs.Namespace).List(labels.Everything())
+	}
+	var out []*corev1.Pod
+	for _, key := range []string{string(rs.UID), "orphan/" + rs.Namespace} {
+		objs, err := c.podIndex.ByIndex(podOwnerIndex, key)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range objs {
+			if p, ok := o.(*corev1.Pod); ok && p.Namespace == rs.Namespace {
+				out = append(out, p)
+			}
+		}
+	}
+	return out, nil
 }
