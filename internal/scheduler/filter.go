@@ -72,6 +72,7 @@ type spreadConstraint struct {
 	counts       map[string]int
 	minMatchNum  int
 	hostnameOnly bool
+	memoKey      string
 }
 
 // cycle is what one pod's scheduling attempt computes once (upstream's
@@ -118,17 +119,33 @@ func newCycle(snap *Snapshot, pod *v1.Pod) *cycle {
 func (c *cycle) prepareInterPod() {
 	pi := c.pi
 	podNSLabels := c.nsLabels(c.pod.Namespace)
-	for _, ni := range c.snap.Nodes {
-		for _, ex := range ni.PodsWithRequiredAntiAffinity {
-			for i := range ex.RequiredAntiAffinity {
-				t := &ex.RequiredAntiAffinity[i]
-				if v, ok := ni.Node.Labels[t.topologyKey]; ok && t.matches(c.pod, podNSLabels) {
-					if c.existingAnti == nil {
-						c.existingAnti = map[topoPair]int{}
+	// Which domains existing pods' required anti-affinity closes to this
+	// pod depends only on the pod's namespace and labels.
+	var xt *memoTable
+	for idx, ni := range c.snap.Nodes {
+		if len(ni.PodsWithRequiredAntiAffinity) == 0 {
+			continue
+		}
+		if xt == nil {
+			xt = c.snap.table("x|" + c.pod.Namespace + "|" + labels.Set(c.pod.Labels).String())
+		}
+		e := xt.get(idx, ni, func() memoEntry {
+			var m memoEntry
+			for _, ex := range ni.PodsWithRequiredAntiAffinity {
+				for i := range ex.RequiredAntiAffinity {
+					t := &ex.RequiredAntiAffinity[i]
+					if v, ok := ni.Node.Labels[t.topologyKey]; ok && t.matches(c.pod, podNSLabels) {
+						m.pairs = append(m.pairs, topoPair{t.topologyKey, v})
 					}
-					c.existingAnti[topoPair{t.topologyKey, v}]++
 				}
 			}
+			return m
+		})
+		for _, p := range e.pairs {
+			if c.existingAnti == nil {
+				c.existingAnti = map[topoPair]int{}
+			}
+			c.existingAnti[p]++
 		}
 	}
 	if len(pi.RequiredAffinity) == 0 && len(pi.RequiredAntiAffinity) == 0 {
@@ -136,21 +153,57 @@ func (c *cycle) prepareInterPod() {
 	}
 	c.affinityCounts = map[topoPair]int{}
 	c.antiCounts = map[topoPair]int{}
-	for _, ni := range c.snap.Nodes {
-		for _, ex := range ni.Pods {
-			exNS := c.nsLabels(ex.Pod.Namespace)
-			if len(pi.RequiredAffinity) > 0 && matchesAll(pi.RequiredAffinity, ex.Pod, exNS) {
+	var at *memoTable
+	if len(pi.RequiredAffinity) > 0 {
+		akey := "A"
+		for i := range pi.RequiredAffinity {
+			akey += "|" + pi.RequiredAffinity[i].key
+		}
+		at = c.snap.table(akey)
+	}
+	ats := make([]*memoTable, len(pi.RequiredAntiAffinity))
+	for i := range pi.RequiredAntiAffinity {
+		ats[i] = c.snap.table("a|" + pi.RequiredAntiAffinity[i].key)
+	}
+	for idx, ni := range c.snap.Nodes {
+		if len(ni.Pods) == 0 {
+			continue
+		}
+		if at != nil {
+			n := at.get(idx, ni, func() memoEntry {
+				var m memoEntry
+				for _, ex := range ni.Pods {
+					if matchesAll(pi.RequiredAffinity, ex.Pod, c.nsLabels(ex.Pod.Namespace)) {
+						m.n++
+					}
+				}
+				return m
+			}).n
+			if n > 0 {
 				for i := range pi.RequiredAffinity {
 					if v, ok := ni.Node.Labels[pi.RequiredAffinity[i].topologyKey]; ok {
-						c.affinityCounts[topoPair{pi.RequiredAffinity[i].topologyKey, v}]++
+						c.affinityCounts[topoPair{pi.RequiredAffinity[i].topologyKey, v}] += n
 					}
 				}
 			}
-			for i := range pi.RequiredAntiAffinity {
-				t := &pi.RequiredAntiAffinity[i]
-				if v, ok := ni.Node.Labels[t.topologyKey]; ok && t.matches(ex.Pod, exNS) {
-					c.antiCounts[topoPair{t.topologyKey, v}]++
+		}
+		for i := range pi.RequiredAntiAffinity {
+			t := &pi.RequiredAntiAffinity[i]
+			v, ok := ni.Node.Labels[t.topologyKey]
+			if !ok {
+				continue
+			}
+			n := ats[i].get(idx, ni, func() memoEntry {
+				var m memoEntry
+				for _, ex := range ni.Pods {
+					if t.matches(ex.Pod, c.nsLabels(ex.Pod.Namespace)) {
+						m.n++
+					}
 				}
+				return m
+			}).n
+			if n > 0 {
+				c.antiCounts[topoPair{t.topologyKey, v}] += n
 			}
 		}
 	}
@@ -188,6 +241,7 @@ func (c *cycle) prepareSpread() {
 			honorTaints: tsc.NodeTaintsPolicy != nil && *tsc.NodeTaintsPolicy == v1.NodeInclusionPolicyHonor,
 			counts:      map[string]int{},
 		}
+		sc.memoKey = "s|" + c.pod.Namespace + "|" + sel.String()
 		if tsc.MinDomains != nil {
 			sc.minDomains = *tsc.MinDomains
 		}
@@ -204,14 +258,18 @@ func (c *cycle) prepareSpread() {
 	if len(c.spread) == 0 {
 		return
 	}
-	for _, ni := range c.snap.Nodes {
+	tables := make([]*memoTable, len(c.spread))
+	for i := range c.spread {
+		tables[i] = c.snap.table(c.spread[i].memoKey)
+	}
+	for idx, ni := range c.snap.Nodes {
 		if !c.spreadEligible(ni.Node, c.spread) {
 			continue
 		}
 		for i := range c.spread {
 			sc := &c.spread[i]
 			v := ni.Node.Labels[sc.topologyKey]
-			sc.counts[v] += countMatching(ni, c.pod.Namespace, sc.selector)
+			sc.counts[v] += countMatchingMemo(tables[i], idx, ni, c.pod.Namespace, sc)
 		}
 	}
 	for i := range c.spread {
@@ -249,6 +307,16 @@ func (c *cycle) spreadEligible(node *v1.Node, cs []spreadConstraint) bool {
 		}
 	}
 	return true
+}
+
+// countMatchingMemo is countMatching, memoized per node.
+func countMatchingMemo(t *memoTable, idx int, ni *NodeInfo, ns string, sc *spreadConstraint) int {
+	if len(ni.Pods) == 0 {
+		return 0
+	}
+	return t.get(idx, ni, func() memoEntry {
+		return memoEntry{n: countMatching(ni, ns, sc.selector)}
+	}).n
 }
 
 func countMatching(ni *NodeInfo, ns string, sel labels.Selector) int {

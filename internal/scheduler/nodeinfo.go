@@ -1,6 +1,8 @@
 package scheduler
 
 import (
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/distribution/reference"
@@ -71,6 +73,8 @@ type affinityTerm struct {
 	nsSelector  labels.Selector // labels.Nothing() when the term has none
 	topologyKey string
 	weight      int32 // preferred terms only
+	// key identifies what the term selects, for NodeInfo.memoized.
+	key string
 }
 
 // matches reports whether pod (whose namespace has nsLabels) is selected by t.
@@ -116,6 +120,12 @@ func newAffinityTerm(pod *v1.Pod, term *v1.PodAffinityTerm, weight int32) affini
 			t.nsSelector = s
 		}
 	}
+	nss := make([]string, 0, len(t.namespaces))
+	for ns := range t.namespaces {
+		nss = append(nss, ns)
+	}
+	sort.Strings(nss)
+	t.key = strings.Join(nss, ",") + "|" + t.nsSelector.String() + "|" + t.selector.String()
 	return t
 }
 
@@ -254,6 +264,10 @@ type NodeInfo struct {
 	usedPorts map[hostPort]int
 	// images are the node's images, normalized name -> size in bytes.
 	images map[string]int64
+
+	// gen changes whenever the node or its pods change, which
+	// invalidates what Snapshot memo tables derived from them.
+	gen uint64
 }
 
 // NewNodeInfo returns the NodeInfo of node with pods on it.
@@ -268,6 +282,7 @@ func NewNodeInfo(node *v1.Node, pods ...*v1.Pod) *NodeInfo {
 
 // SetNode replaces the node object (its pods stay).
 func (n *NodeInfo) SetNode(node *v1.Node) {
+	n.gen++
 	n.Node = node
 	n.Allocatable = Resource{}
 	n.images = nil
@@ -290,6 +305,7 @@ func (n *NodeInfo) SetNode(node *v1.Node) {
 
 // AddPod counts pi on the node.
 func (n *NodeInfo) AddPod(pi *PodInfo) {
+	n.gen++
 	n.Pods = append(n.Pods, pi)
 	if pi.hasAffinity() {
 		n.PodsWithAffinity = append(n.PodsWithAffinity, pi)
@@ -320,6 +336,7 @@ func (n *NodeInfo) RemovePod(uid types.UID) bool {
 	if idx < 0 {
 		return false
 	}
+	n.gen++
 	pi := n.Pods[idx]
 	n.Pods = removeAt(n.Pods, idx)
 	n.PodsWithAffinity = removeUID(n.PodsWithAffinity, uid)
@@ -374,6 +391,53 @@ type Snapshot struct {
 	// Nominated are pending pods that preemption nominated to a node, by
 	// node name; their requests are held for them against lower-priority pods.
 	Nominated map[string][]*PodInfo
+
+	// memo holds per-node values derived from pods (how many pods a
+	// selector matches, ...), each valid while its node's gen is
+	// unchanged, so a decision does not re-match every pod of every node.
+	// It is invisible to callers: the results are the same without it.
+	memo map[string]*memoTable
+}
+
+type memoEntry struct {
+	n     int
+	pairs []topoPair
+}
+
+type memoTable struct {
+	nodes []*NodeInfo
+	gens  []uint64
+	vals  []memoEntry
+}
+
+const maxMemoTables = 1024
+
+func (s *Snapshot) table(key string) *memoTable {
+	if s.memo == nil || len(s.memo) >= maxMemoTables {
+		s.memo = make(map[string]*memoTable)
+	}
+	t := s.memo[key]
+	if t == nil {
+		t = &memoTable{}
+		s.memo[key] = t
+	}
+	if n := len(s.Nodes); len(t.nodes) < n {
+		t.nodes = append(t.nodes, make([]*NodeInfo, n-len(t.nodes))...)
+		t.gens = append(t.gens, make([]uint64, n-len(t.gens))...)
+		t.vals = append(t.vals, make([]memoEntry, n-len(t.vals))...)
+	}
+	return t
+}
+
+// get returns compute's result for the node at index i, computing it only
+// when that node changed since.
+func (t *memoTable) get(i int, ni *NodeInfo, compute func() memoEntry) memoEntry {
+	if t.nodes[i] == ni && t.gens[i] == ni.gen {
+		return t.vals[i]
+	}
+	v := compute()
+	t.nodes[i], t.gens[i], t.vals[i] = ni, ni.gen, v
+	return v
 }
 
 // NewSnapshot builds a Snapshot from nodes and the pods bound to them

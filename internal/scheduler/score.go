@@ -272,7 +272,8 @@ func (c *cycle) spreadScores(nodes []*NodeInfo, out []int64) bool {
 		if sc.hostnameOnly {
 			continue
 		}
-		for _, ni := range c.snap.Nodes {
+		table := c.snap.table(sc.memoKey)
+		for idx, ni := range c.snap.Nodes {
 			v, ok := ni.Node.Labels[sc.topologyKey]
 			if !ok {
 				continue
@@ -280,7 +281,7 @@ func (c *cycle) spreadScores(nodes []*NodeInfo, out []int64) bool {
 			if _, want := values[j][v]; !want || !c.spreadEligible(ni.Node, c.soft) {
 				continue
 			}
-			sc.counts[v] += countMatching(ni, c.pod.Namespace, sc.selector)
+			sc.counts[v] += countMatchingMemo(table, idx, ni, c.pod.Namespace, sc)
 		}
 	}
 	minS, maxS := int64(math.MaxInt64), int64(0)
