@@ -13,6 +13,7 @@ func initFuncs() map[string]InitFunc {
 		"cronjob":               startCronJob,
 		"daemonset":             startDaemonSet,
 		"deployment":            startDeployment,
+		"disruption":            startDisruption,
 		"endpoint":              startEndpoint,
 		"endpointslice":         startEndpointSlice,
 		"garbagecollector":      startGarbageCollector,
