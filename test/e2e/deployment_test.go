@@ -5,13 +5,9 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -52,54 +48,21 @@ spec:
         - containerPort: 80
 `
 
-// startSimNodes runs `skiff sim nodes` joined to c until the test ends.
+// startSimNodes runs count simulated nodes joined to c (the framework's
+// `skiff sim nodes`) and waits until they are Ready.
 func startSimNodes(t *testing.T, c *framework.Cluster, count int, prefix string) {
 	t.Helper()
-	tok, err := os.ReadFile(filepath.Join(c.DataDir(), "server", "token"))
-	if err != nil {
-		t.Fatalf("join token: %v", err)
-	}
-	logPath := filepath.Join(c.Dir(), "sim-"+prefix+".log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(suite.Binary(t), "sim", "nodes", "--server", c.Endpoint(), "--token", strings.TrimSpace(string(tok)),
-		"--count", fmt.Sprint(count), "--name-prefix", prefix)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start skiff sim nodes: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		_ = logFile.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("sim nodes log (tail):\n%s", tailString(string(b), 4000))
-		}
-	})
+	nodes := c.StartSimNodes(t, prefix, count)
 	framework.WaitFor(t, 60*time.Second, func() (bool, string) {
-		select {
-		case <-exited:
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("skiff sim nodes exited: %s", tailString(string(b), 2000))
-		default:
+		if exited, err := nodes.Exited(); exited {
+			t.Fatalf("skiff sim nodes exited (%v): %s", err, tailString(nodes.Logs(), 2000))
 		}
-		nodes, err := c.Client().CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
+		list, err := c.Client().CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
 		if err != nil {
 			return false, err.Error()
 		}
 		ready := 0
-		for _, n := range nodes.Items {
+		for _, n := range list.Items {
 			for _, cond := range n.Status.Conditions {
 				if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
 					ready++
