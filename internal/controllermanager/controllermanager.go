@@ -170,8 +170,10 @@ func (m *Manager) Run(ctx context.Context) error {
 	rc := rest.CopyConfig(m.cfg.RestConfig)
 	if rc.QPS == 0 {
 		// Upstream's controller manager defaults to 20/30, sized for big
-		// control planes sharing an API server; Skiff's is local.
-		rc.QPS, rc.Burst = 200, 400
+		// control planes sharing an API server. Skiff's is in the same
+		// process: its CPU, not a token bucket, should set the pace (a
+		// 10,000-replica Deployment is 10,000 creates).
+		rc.QPS, rc.Burst = 2000, 4000
 	}
 	rc.UserAgent = "skiff-controller-manager"
 	// Protobuf, as upstream's components speak: decoding it costs a
