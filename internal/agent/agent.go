@@ -98,6 +98,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		Client: cs, NodeName: a.cfg.NodeName, NodeIP: a.cfg.NodeIP,
 		Runtime: sim.New(sim.Options{Version: version.Skiff()}), Capacity: a.cfg.Capacity,
 		Labels: a.cfg.Labels, Taints: a.cfg.Taints, KubeletVersion: kubeletVersion(), Logger: a.log,
+		OSImage: osImage(), KernelVersion: kernelVersion(),
 	})
 	if err != nil {
 		return err
@@ -174,13 +175,14 @@ func (s *Sim) Run(ctx context.Context) error {
 		return fmt.Errorf("client: %w", err)
 	}
 	f := kubelet.NewFleet(kubelet.FleetConfig{Client: cs, Logger: s.cfg.Logger})
+	osImg, kernel := osImage(), kernelVersion()
 	for i, name := range s.Names() {
 		// Loopback addresses: nothing is ever sent to a simulated node.
 		ip := fmt.Sprintf("127.2.%d.%d", i/254, i%254+1)
 		if _, err := f.Add(kubelet.Config{
 			NodeName: name, NodeIP: ip, Runtime: sim.New(sim.Options{Version: version.Skiff()}),
 			Capacity: s.cfg.Capacity, Labels: s.cfg.Labels, Taints: s.cfg.Taints,
-			KubeletVersion: kubeletVersion(), Logger: s.cfg.Logger,
+			KubeletVersion: kubeletVersion(), Logger: s.cfg.Logger, OSImage: osImg, KernelVersion: kernel,
 		}); err != nil {
 			return err
 		}
@@ -269,4 +271,28 @@ func firstHostIP() string {
 		}
 	}
 	return "127.0.0.1"
+}
+
+// osImage is the host's PRETTY_NAME from /etc/os-release, as upstream
+// reports it.
+func osImage() string {
+	b, err := os.ReadFile("/etc/os-release")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "PRETTY_NAME="); ok {
+			return strings.Trim(v, `"'`)
+		}
+	}
+	return ""
+}
+
+// kernelVersion is the running kernel's release.
+func kernelVersion() string {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }

@@ -48,8 +48,11 @@ type Config struct {
 	// arch); Taints are set when the node registers.
 	Labels map[string]string
 	Taints []corev1.Taint
-	// KubeletVersion is reported in nodeInfo, e.g. "v1.37.2".
+	// KubeletVersion is reported in nodeInfo, e.g. "v1.37.2"; OSImage
+	// ("Debian GNU/Linux 12 (bookworm)") and KernelVersion too.
 	KubeletVersion string
+	OSImage        string
+	KernelVersion  string
 	Logger         *slog.Logger
 	// Clock defaults to the real one.
 	Clock clock.WithTicker
@@ -233,7 +236,7 @@ func (k *Kubelet) runNode(ctx context.Context, delay time.Duration) {
 			break
 		}
 		k.log.Error("register node", "err", err)
-		if !k.sleep(ctx, k.cfg.LeaseRenewInterval) {
+		if !k.sleep(ctx, min(2*time.Second, k.cfg.LeaseRenewInterval)) {
 			return
 		}
 	}

@@ -121,6 +121,13 @@ func nodeStatusChanged(a, b *corev1.NodeStatus) bool {
 	return !apiequality.Semantic.DeepEqual(strip(a), strip(b))
 }
 
+// systemInfo is the node's nodeInfo.
+func (k *Kubelet) systemInfo() corev1.NodeSystemInfo {
+	info := systemInfo(k.name, k.rtInfo, k.cfg.KubeletVersion)
+	info.OSImage, info.KernelVersion = k.cfg.OSImage, k.cfg.KernelVersion
+	return info
+}
+
 // systemInfo fills the node info the kubelet knows without asking the OS.
 func systemInfo(name string, rt RuntimeInfo, kubeletVersion string) corev1.NodeSystemInfo {
 	id := fmt.Sprintf("%032x", fnvSum(name))
@@ -169,7 +176,7 @@ func (k *Kubelet) register(ctx context.Context) (*corev1.Node, error) {
 	created, err := k.client.CoreV1().Nodes().Create(ctx, want, metav1.CreateOptions{})
 	switch {
 	case err == nil:
-		k.log.Info("registered node", "node", k.name)
+		k.log.Info("registered node")
 	case apierrors.IsAlreadyExists(err):
 		cur, gerr := k.client.CoreV1().Nodes().Get(ctx, k.name, metav1.GetOptions{})
 		if gerr != nil {
@@ -186,7 +193,7 @@ func (k *Kubelet) register(ctx context.Context) (*corev1.Node, error) {
 				return nil, fmt.Errorf("node %q: update labels: %w", k.name, err)
 			}
 		}
-		k.log.Info("adopted existing node", "node", k.name)
+		k.log.Info("adopted existing node")
 	default:
 		return nil, fmt.Errorf("node %q: register: %w", k.name, err)
 	}
@@ -215,7 +222,7 @@ func (k *Kubelet) desiredNode() *corev1.Node {
 		Capacity:    k.cfg.Capacity,
 		Allocatable: k.cfg.Allocatable,
 		Addresses:   addrs,
-		Info:        systemInfo(k.name, k.rtInfo, k.cfg.KubeletVersion),
+		Info:        k.systemInfo(),
 	})
 }
 
@@ -230,6 +237,16 @@ func (k *Kubelet) writeNodeStatus(ctx context.Context, cur *corev1.Node, force b
 	upd := cur.DeepCopy()
 	upd.Status = s
 	out, err := k.client.CoreV1().Nodes().UpdateStatus(ctx, upd, metav1.UpdateOptions{})
+	for i := 0; apierrors.IsConflict(err) && i < 5; i++ {
+		// Controllers write the node too (podCIDR, taints): start from
+		// the stored object and try again.
+		if cur, err = k.client.CoreV1().Nodes().Get(ctx, k.name, metav1.GetOptions{}); err != nil {
+			break
+		}
+		upd = cur.DeepCopy()
+		upd.Status = desiredNodeStatus(want, cur, k.clock.Now())
+		out, err = k.client.CoreV1().Nodes().UpdateStatus(ctx, upd, metav1.UpdateOptions{})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("node %q: update status: %w", k.name, err)
 	}
@@ -251,7 +268,7 @@ func (k *Kubelet) syncNodeStatus(ctx context.Context) error {
 		cur, err = k.client.CoreV1().Nodes().Get(ctx, k.name, metav1.GetOptions{})
 	}
 	if apierrors.IsNotFound(err) {
-		k.log.Info("node object is gone; registering again", "node", k.name)
+		k.log.Info("node object is gone; registering again")
 		_, err = k.register(ctx)
 		return err
 	}

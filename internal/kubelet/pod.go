@@ -284,10 +284,12 @@ func (k *Kubelet) terminate(ctx context.Context, pod *corev1.Pod, rt podRuntime)
 		GracePeriodSeconds: ptr.To(int64(0)),
 		Preconditions:      &metav1.Preconditions{UID: &pod.UID},
 	})
-	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+	switch {
+	case err == nil:
+		k.log.Info("pod terminated and deleted", "pod", pod.Namespace+"/"+pod.Name)
+	case !apierrors.IsNotFound(err) && !apierrors.IsConflict(err):
 		return 0, fmt.Errorf("pod %s/%s: delete: %w", pod.Namespace, pod.Name, err)
 	}
-	k.log.Info("pod terminated and deleted", "pod", pod.Namespace+"/"+pod.Name)
 	return 0, k.cleanup(ctx, string(pod.UID))
 }
 
