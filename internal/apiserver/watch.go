@@ -112,12 +112,18 @@ func (c *call) watchFrame(ev storage.Event, first *bool) ([]byte, error) {
 	var obj []byte
 	switch {
 	case ev.Type == watch.Bookmark:
-		if c.out.as != "" {
+		kind, apiVersion := c.ep.gvk.Kind, c.ep.gvk.GroupVersion().String()
+		switch c.out.as {
+		case "":
+		case "PartialObjectMetadata", "PartialObjectMetadataList":
+			// Metadata informers wait for the initial-events-end bookmark.
+			kind, apiVersion = "PartialObjectMetadata", "meta.k8s.io/v1"
+		default:
 			return nil, nil
 		}
 		b := map[string]any{
-			"kind":       c.ep.gvk.Kind,
-			"apiVersion": c.ep.gvk.GroupVersion().String(),
+			"kind":       kind,
+			"apiVersion": apiVersion,
 			"metadata":   map[string]any{"resourceVersion": strconv.FormatInt(ev.RV, 10)},
 		}
 		if ev.InitialEventsEnd {
