@@ -107,8 +107,13 @@ func (c *child) start() error {
 		// The API server alone: these are its targets, and 10,000 pods
 		// with no node would keep a scheduler busy failing them.
 		args = append(args, "--disable-controllers", "*", "--disable-scheduler")
-	} else if c.noScheduler {
-		args = append(args, "--disable-scheduler")
+	} else {
+		// Room for thousands of simulated nodes' /24s (the default
+		// 10.244.0.0/16 holds 256), clear of the service range.
+		args = append(args, "--cluster-cidr", "10.64.0.0/11")
+		if c.noScheduler {
+			args = append(args, "--disable-scheduler")
+		}
 	}
 	c.cmd = exec.Command(c.bin, args...)
 	c.cmd.Stdout = c.log

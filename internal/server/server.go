@@ -168,7 +168,9 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("write admin kubeconfig: %w", err)
 		}
 	}
-	token, err := pki.EnsureToken(filepath.Join(serverDir, "token"))
+	// The token file holds the full join token (the CA's hash and the
+	// secret); the authenticator knows the secret.
+	_, token, err := pki.EnsureJoinToken(filepath.Join(serverDir, "token"), bundle.CACert)
 	if err != nil {
 		return fmt.Errorf("join token: %w", err)
 	}
