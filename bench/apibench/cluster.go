@@ -248,7 +248,7 @@ func schedulerRows(ctx context.Context, o *options, spawn func(string) (*child, 
 		return err
 	}
 	defer c.stop()
-	sim, err := startSim(c, nodes, "sim")
+	sim, err := startSim(c, nodes, "sim-")
 	if err != nil {
 		return err
 	}
@@ -341,7 +341,7 @@ func deployRows(ctx context.Context, o *options, spawn func(string) (*child, err
 		return err
 	}
 	defer c.stop()
-	sim, err := startSim(c, co.deployNodes, "sim")
+	sim, err := startSim(c, co.deployNodes, "sim-")
 	if err != nil {
 		return err
 	}
