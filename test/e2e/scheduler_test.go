@@ -3,13 +3,45 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/skiff-sh/skiff/test/e2e/framework"
 )
+
+// schedHeartbeat renews the nodes' Leases every 5s until the test ends, as
+// a node agent would, so the node lifecycle controller keeps them Ready.
+func schedHeartbeat(t *testing.T, c *framework.Cluster, names ...string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(5 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			for _, n := range names {
+				l, err := c.Client().CoordinationV1().Leases("kube-node-lease").Get(ctx, n, metav1.GetOptions{})
+				if err != nil {
+					continue
+				}
+				now := metav1.NewMicroTime(time.Now())
+				l.Spec.RenewTime = &now
+				_, _ = c.Client().CoordinationV1().Leases("kube-node-lease").Update(ctx, l, metav1.UpdateOptions{})
+			}
+		}
+	}()
+}
 
 // schedNode is a Node object the test creates directly (no node agent),
 // with capacity, a Ready condition and a fresh Lease.
@@ -84,7 +116,7 @@ func schedNodeOf(t *testing.T, c *framework.Cluster, pod string) string {
 		if len(rows) > 0 {
 			col := -1
 			for i, h := range rows[0] {
-				if h == "NODE" {
+				if h == "NODE" && col < 0 { // not "NOMINATED NODE"
 					col = i
 				}
 			}
@@ -110,6 +142,7 @@ func TestSchedulerPlacement(t *testing.T) {
 	schedNode(t, c, "sched-cp", "4", "topology.kubernetes.io/zone: z1", "{key: node-role.kubernetes.io/control-plane, effect: NoSchedule}")
 	schedNode(t, c, "sched-a", "2", "topology.kubernetes.io/zone: z1, disk: ssd", "")
 	schedNode(t, c, "sched-b", "2", "topology.kubernetes.io/zone: z2", "")
+	schedHeartbeat(t, c, "sched-cp", "sched-a", "sched-b")
 	if got := strings.Fields(schedKubectl(t, c, "get", "nodes", "-o", "jsonpath={.items[*].metadata.name}")); len(got) != 3 {
 		t.Fatalf("the cluster has nodes %v, want only the 3 this test made", got)
 	}
