@@ -163,8 +163,8 @@ spec:
 	})
 	framework.WaitFor(t, 30*time.Second, func() (bool, string) {
 		got := jsonpath(t, c, "get", "endpointslices", "-l", "kubernetes.io/service-name=web", "-o",
-			`jsonpath={.items[0].metadata.labels.endpointslice\.kubernetes\.io/managed-by}|{.items[0].endpoints[*].conditions.ready}|{.items[0].ports[0].port}`)
-		return got == "endpointslice-controller.k8s.io|true false|8080", got
+			`jsonpath={range .items[*]}{.metadata.labels.endpointslice\.kubernetes\.io/managed-by}|{.endpoints[*].addresses[0]}|{.endpoints[*].conditions.ready}|{.ports[0].port};{end}`)
+		return got == "endpointslice-controller.k8s.io|10.244.0.10 10.244.0.11|true false|8080;", got
 	})
 	if got := jsonpath(t, c, "get", "endpoints", "kubernetes", "-o", "jsonpath={.subsets[0].ports[0].name}"); got != "https" {
 		t.Errorf("kubernetes endpoints port: got %q, want https (written by the API server)", got)

@@ -145,8 +145,12 @@ func (c *Controller) expect(key, name string, created bool) {
 func (c *Controller) waiting(key string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	ns, _, _ := cache.SplitMetaNamespaceKey(key)
 	for name, e := range c.pending[key] {
-		if c.now().Sub(e.at) > expectTimeout {
+		// The informer's event may have come before the expectation was
+		// recorded: the cache itself settles it.
+		_, err := c.slices.EndpointSlices(ns).Get(name)
+		if (err == nil) == e.created || c.now().Sub(e.at) > expectTimeout {
 			delete(c.pending[key], name)
 		}
 	}
