@@ -316,14 +316,9 @@ func (s *Scheduler) scheduleOne(ctx context.Context) bool {
 	if qp == nil {
 		return false
 	}
-	pod := qp.Pod
-	if cur, err := s.podLister.Pods(pod.Namespace).Get(pod.Name); err != nil || cur.UID != pod.UID || !s.responsible(cur) {
-		s.queue.Done(qp)
-		return true
-	} else {
-		pod = cur
-	}
-	if s.cache.IsCounted(pod.UID) {
+	// Decide on the pod as it is now, not as it was queued.
+	pod, err := s.podLister.Pods(qp.Pod.Namespace).Get(qp.Pod.Name)
+	if err != nil || pod.UID != qp.Pod.UID || !s.responsible(pod) || s.cache.IsCounted(pod.UID) {
 		s.queue.Done(qp)
 		return true
 	}
