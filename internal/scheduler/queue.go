@@ -59,6 +59,9 @@ type Queue struct {
 	// so a pod that failed while a move happened is retried, not parked.
 	cycle     int64
 	moveCycle int64
+	// unschedulable counts pods parked as unschedulable, so the frequent
+	// move requests cost nothing when there are none.
+	unschedulable int
 }
 
 // NewQueue returns an empty queue reading time from now.
@@ -112,6 +115,7 @@ func (q *Queue) addOrUpdate(pod *v1.Pod) {
 		heap.Fix(&q.backoff, qp.heapIndex)
 	case inUnschedulable:
 		if changed {
+			q.unschedulable--
 			q.requeue(qp)
 		}
 	case inFlight:
@@ -149,6 +153,8 @@ func (q *Queue) remove(key string) {
 		heap.Remove(&q.active, qp.heapIndex)
 	case inBackoff:
 		heap.Remove(&q.backoff, qp.heapIndex)
+	case inUnschedulable:
+		q.unschedulable--
 	}
 	delete(q.pods, key)
 }
@@ -215,6 +221,7 @@ func (q *Queue) AddUnschedulable(qp *QueuedPod) {
 	}
 	qp.where = inUnschedulable
 	qp.unschedulableAt = now
+	q.unschedulable++
 }
 
 // AddBackoff returns a popped pod to be retried after its backoff (an
@@ -248,15 +255,23 @@ func backoffFor(attempts int) time.Duration {
 
 // MoveAllToActiveOrBackoff retries the unschedulable pods for which match
 // is true (nil: all), after a cluster event that may have made them fit.
+// Only an unfiltered move also sends pods failing meanwhile to backoff
+// rather than back among the unschedulable.
 func (q *Queue) MoveAllToActiveOrBackoff(match func(*v1.Pod) bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if match == nil {
+		q.moveCycle = q.cycle
+	}
+	if q.unschedulable == 0 {
+		return
+	}
 	for _, qp := range q.pods {
 		if qp.where == inUnschedulable && (match == nil || match(qp.Pod)) {
+			q.unschedulable--
 			q.requeue(qp)
 		}
 	}
-	q.moveCycle = q.cycle
 }
 
 func (q *Queue) requeue(qp *QueuedPod) {
@@ -288,8 +303,12 @@ func (q *Queue) Flush() {
 		qp := heap.Pop(&q.backoff).(*QueuedPod)
 		q.push(qp, inActive)
 	}
+	if q.unschedulable == 0 {
+		return
+	}
 	for _, qp := range q.pods {
 		if qp.where == inUnschedulable && now.Sub(qp.unschedulableAt) > maxUnschedulableStay {
+			q.unschedulable--
 			q.requeue(qp)
 		}
 	}
@@ -300,12 +319,7 @@ func (q *Queue) Flush() {
 func (q *Queue) Len() (active, backoff, unschedulable int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for _, qp := range q.pods {
-		if qp.where == inUnschedulable {
-			unschedulable++
-		}
-	}
-	return q.active.Len(), q.backoff.Len(), unschedulable
+	return q.active.Len(), q.backoff.Len(), q.unschedulable
 }
 
 // Run flushes the queue until ctx ends.

@@ -123,3 +123,23 @@ func TestQueueDelete(t *testing.T) {
 	q.Delete(p)
 	mustEqual(t, "after delete", popName(t, q), "<none>")
 }
+
+func TestQueueUnschedulableCount(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	q := NewQueue(clk.now)
+	a, b := pod("a").obj(), pod("b").label("x", "y").affinity(podAffinity("zone", map[string]string{"x": "y"})).obj()
+	q.Add(a)
+	q.Add(b)
+	q.AddUnschedulable(q.Pop(context.Background()))
+	q.AddUnschedulable(q.Pop(context.Background()))
+	_, _, u := q.Len()
+	mustEqual(t, "unschedulable", u, 2)
+	clk.step(time.Minute)
+	q.MoveAllToActiveOrBackoff(hasRequiredPodAffinity)
+	_, _, u = q.Len()
+	mustEqual(t, "after an affinity-only move", u, 1)
+	mustEqual(t, "moved", popName(t, q), "b")
+	q.Delete(a)
+	_, _, u = q.Len()
+	mustEqual(t, "after delete", u, 0)
+}
