@@ -333,4 +333,3 @@ func (c *Controller) write(ctx context.Context, pdb *policyv1.PodDisruptionBudge
 	}
 	return nil
 }
-

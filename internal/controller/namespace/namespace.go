@@ -42,14 +42,14 @@ const (
 
 // Controller deletes the content of terminating namespaces.
 type Controller struct {
-	client  kubernetes.Interface
-	meta    metadata.Interface
-	disco   discovery.DiscoveryInterface
-	lister  corelisters.NamespaceLister
-	synced  cache.InformerSynced
-	queue   workqueue.TypedRateLimitingInterface[string]
-	log     *slog.Logger
-	now     func() time.Time
+	client kubernetes.Interface
+	meta   metadata.Interface
+	disco  discovery.DiscoveryInterface
+	lister corelisters.NamespaceLister
+	synced cache.InformerSynced
+	queue  workqueue.TypedRateLimitingInterface[string]
+	log    *slog.Logger
+	now    func() time.Time
 	// RetryAfter is how long to wait before looking again at a namespace
 	// whose content is still going.
 	RetryAfter time.Duration
