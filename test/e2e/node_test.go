@@ -140,14 +140,16 @@ spec:
 // with a clear message and does not register.
 func TestNodeAgentWrongToken(t *testing.T) {
 	c := suite.Cluster(t)
-	_, caFile, err := c.JoinToken()
+	token, _, err := c.JoinToken()
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"agent", "--runtime", "simulated", "--node-name", "e2e-bad", "--server", c.Endpoint(), "--token", "not-the-token"}
-	if caFile != "" {
-		args = append(args, "--ca-file", caFile)
+	// The right cluster (the CA hash checks out), the wrong secret.
+	hash, _, ok := strings.Cut(token, "::")
+	if !ok {
+		t.Fatalf("join token %q has no CA hash", token)
 	}
+	args := []string{"agent", "--runtime", "simulated", "--node-name", "e2e-bad", "--server", c.Endpoint(), "--token", hash + "::not-the-secret"}
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, suite.Binary(t), args...).CombinedOutput()
