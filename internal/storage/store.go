@@ -37,7 +37,9 @@ type Options struct {
 	// Prefix of every key, default "/registry/".
 	Prefix string
 	// History is the number of events per resource kept for watch
-	// resumption, default 1000.
+	// resumption, default 10000: enough for an informer that fell behind
+	// during a burst (a 10,000-replica rollout is 30,000 pod events) to
+	// resume instead of listing everything again.
 	History int
 	// CompactInterval is how often old etcd revisions are compacted, default
 	// 5 minutes; each compaction keeps one interval of history.
@@ -72,7 +74,7 @@ func New(client *clientv3.Client, opts Options) *Store {
 		opts.Prefix = "/registry/"
 	}
 	if opts.History <= 0 {
-		opts.History = 1000
+		opts.History = 10000
 	}
 	if opts.CompactInterval <= 0 {
 		opts.CompactInterval = 5 * time.Minute

@@ -10,8 +10,9 @@ import (
 )
 
 // watcherBuffer is how many events a watcher may fall behind before it is
-// ended.
-const watcherBuffer = 1024
+// ended (its client then resumes from the history). On 2 cores a busy
+// client can lag a few seconds of events; 40 bytes an event.
+const watcherBuffer = 4096
 
 // Watcher is one watch. Next returns its events in order; Stop ends it.
 type Watcher struct {
