@@ -73,7 +73,13 @@ func Join(ctx context.Context, cfg JoinConfig) (*rest.Config, error) {
 		QPS:             cfg.QPS,
 		Burst:           cfg.Burst,
 		UserAgent:       cfg.UserAgent,
-		Timeout:         30 * time.Second,
+		// Protobuf, as upstream's kubelet speaks: cheaper to encode and
+		// decode on both sides. No client-wide timeout: it would also cut
+		// every watch.
+		ContentConfig: rest.ContentConfig{
+			ContentType:        "application/vnd.kubernetes.protobuf",
+			AcceptContentTypes: "application/vnd.kubernetes.protobuf,application/json",
+		},
 	}
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {

@@ -40,6 +40,9 @@ type Config struct {
 	NodePortMin, NodePortMax int
 	// MaxInFlight bounds concurrent non-watch requests; more get 429.
 	MaxInFlight int
+	// Profiling serves Go's profiles at /debug/pprof/ to authorized
+	// clients, as upstream's --profiling does.
+	Profiling bool
 	// MaxBodyBytes bounds request bodies; larger ones get 413.
 	MaxBodyBytes int64
 	// PublicAddress is announced in discovery (host:port).

@@ -33,6 +33,7 @@ type serverFlags struct {
 
 	disableControllers     []string
 	disableScheduler       bool
+	profiling              bool
 	nodeMonitorGracePeriod time.Duration
 	clusterCIDR            string
 	nodeCIDRMaskSize       int
@@ -73,6 +74,7 @@ func newServerCommand(streams Streams) *cobra.Command {
 				TokenAuthFile:      f.tokenAuthFile,
 				DisableControllers: f.disableControllers,
 				DisableScheduler:   f.disableScheduler,
+				Profiling:          f.profiling,
 				Controllers: controllermanager.Options{
 					NodeMonitorGracePeriod: f.nodeMonitorGracePeriod,
 					ClusterCIDR:            f.clusterCIDR,
@@ -105,6 +107,7 @@ func newServerCommand(streams Streams) *cobra.Command {
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringSliceVar(&f.disableControllers, "disable-controllers", nil, "controllers not to run, comma-separated, or * for all (known: "+strings.Join(controllermanager.Names(), ", ")+")")
 	fl.BoolVar(&f.disableScheduler, "disable-scheduler", false, "run no scheduler")
+	fl.BoolVar(&f.profiling, "profiling", true, "serve Go profiles at /debug/pprof/ to authorized clients")
 	fl.DurationVar(&f.nodeMonitorGracePeriod, "node-monitor-grace-period", 50*time.Second, "how long a node may miss heartbeats before it is marked NotReady")
 	fl.StringVar(&f.clusterCIDR, "cluster-cidr", "10.244.0.0/16", "pod network; each node gets a podCIDR from it")
 	fl.IntVar(&f.nodeCIDRMaskSize, "node-cidr-mask-size", 24, "prefix length of each node's podCIDR")

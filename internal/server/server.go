@@ -55,6 +55,7 @@ type Config struct {
 	NodePortRange string
 	MaxInFlight   int
 	TokenAuthFile string
+	Profiling     bool
 
 	// DisableControllers names controllers not to run; "*" disables all.
 	DisableControllers []string
@@ -196,6 +197,7 @@ func (s *Server) Run(ctx context.Context) error {
 		NodePortMin:   portMin,
 		NodePortMax:   portMax,
 		MaxInFlight:   cfg.MaxInFlight,
+		Profiling:     cfg.Profiling,
 		PublicAddress: net.JoinHostPort(advertise, strconv.Itoa(cfg.SecurePort)),
 		Version:       version.Info(),
 		Logger:        s.log,

@@ -474,10 +474,11 @@ func (r *Resource) applyDelete(key string, rv int64) {
 	if prev == nil {
 		return
 	}
-	it := *prev
-	it.RV = rv
-	it.Data = withResourceVersion(stripResourceVersion(prev.Data), rv)
-	r.apply(&it, true)
+	// A new item: the deleted object's last state at the deletion's
+	// revision (its derived encodings are made anew for that revision).
+	it := &Item{Key: prev.Key, Namespace: prev.Namespace, Name: prev.Name, RV: rv,
+		Data: withResourceVersion(stripResourceVersion(prev.Data), rv), Labels: prev.Labels, Fields: prev.Fields}
+	r.apply(it, true)
 }
 
 func (r *Resource) push(c *change) {

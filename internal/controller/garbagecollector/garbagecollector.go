@@ -162,6 +162,14 @@ func (c *Controller) sync(ctx context.Context) error {
 			continue
 		}
 		inf := c.factory.ForResource(gvr).Informer()
+		// The graph needs owners, finalizers and deletion state, not
+		// managedFields (most of a metadata object's size).
+		_ = inf.SetTransform(func(obj any) (any, error) {
+			if acc, err := meta.Accessor(obj); err == nil {
+				acc.SetManagedFields(nil)
+			}
+			return obj, nil
+		})
 		if _, herr := inf.AddEventHandler(c.handler(gvr)); herr != nil {
 			continue
 		}
