@@ -236,6 +236,10 @@ func (c *Controller) addPod(obj any) {
 	}
 }
 
+// statusBatchDelay is how long a sync waits after a pod's status change,
+// so that the changes of many pods are counted in one sync.
+const statusBatchDelay = 250 * time.Millisecond
+
 func (c *Controller) updatePod(oldObj, curObj any) {
 	old, cur := oldObj.(*corev1.Pod), curObj.(*corev1.Pod)
 	if old.ResourceVersion == cur.ResourceVersion {
@@ -264,7 +268,14 @@ func (c *Controller) updatePod(oldObj, curObj any) {
 			return
 		}
 		key := controller.KeyFunc(rs)
-		c.queue.Add(key)
+		if labelsChanged || refChanged {
+			c.queue.Add(key)
+		} else {
+			// A status change only moves the counts in status. A large
+			// ReplicaSet sees thousands of these a second while its pods
+			// start, and each sync walks all its pods: gather them.
+			c.queue.AddAfter(key, statusBatchDelay)
+		}
 		// Becoming ready starts the minReadySeconds clock: look again when
 		// it runs out, since nothing else will change to wake us.
 		if rs.Spec.MinReadySeconds > 0 && !controller.IsPodReady(old) && controller.IsPodReady(cur) {
