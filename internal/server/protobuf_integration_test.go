@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -21,7 +22,7 @@ import (
 // components talk to an API server: create, get, list, and watch with
 // bookmarks, for a resource served in its storage version (pods) and one
 // converted on the way (autoscaling/v1 HPAs are stored as v2).
-func testProtobuf(t *testing.T, _ kubernetes.Interface, cfg *rest.Config) {
+func testProtobuf(t *testing.T, jsonClient kubernetes.Interface, cfg *rest.Config) {
 	pcfg := rest.CopyConfig(cfg)
 	pcfg.ContentType = "application/vnd.kubernetes.protobuf"
 	// Protobuf only, so a JSON answer fails the test instead of passing
@@ -74,6 +75,24 @@ func testProtobuf(t *testing.T, _ kubernetes.Interface, cfg *rest.Config) {
 		case <-ctx.Done():
 			t.Fatal("watch: no event")
 		}
+	}
+
+	// Writes decode the current object from its protobuf encoding once a
+	// client has asked for it (the list above did): a JSON patch and a
+	// no-op update then behave as ever.
+	patched, err := jsonClient.CoreV1().Pods(ns).Patch(ctx, "p1", types.StrategicMergePatchType, []byte(`{"metadata":{"labels":{"extra":"yes"}}}`), metav1.PatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if patched.Labels["i"] != "1" || patched.Labels["extra"] != "yes" || patched.Spec.Containers[0].Command[1] != "1d" || patched.ResourceVersion == got.ResourceVersion {
+		t.Errorf("patch after a protobuf read: got labels %v, command %v, rv %s (was %s)", patched.Labels, patched.Spec.Containers[0].Command, patched.ResourceVersion, got.ResourceVersion)
+	}
+	same, err := jsonClient.CoreV1().Pods(ns).Update(ctx, patched, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if same.ResourceVersion != patched.ResourceVersion {
+		t.Errorf("no-op update after a protobuf read: rv %s, want unchanged %s", same.ResourceVersion, patched.ResourceVersion)
 	}
 
 	hpa := &autoscalingv1.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: "h"},

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -36,9 +37,10 @@ type Item struct {
 
 // derived is an encoding computed from Data once, on first use.
 type derived struct {
-	once sync.Once
-	data []byte
-	err  error
+	once  sync.Once
+	data  []byte
+	err   error
+	ready atomic.Bool // data is set and err is nil
 }
 
 // Proto returns the item's protobuf encoding, computing it with encode on
@@ -46,8 +48,24 @@ type derived struct {
 // or listed by many clients, is encoded once. encode must be a pure
 // function of Data (every caller must pass the same one).
 func (it *Item) Proto(encode func(data []byte) ([]byte, error)) ([]byte, error) {
-	it.proto.once.Do(func() { it.proto.data, it.proto.err = encode(it.Data) })
+	it.proto.once.Do(func() {
+		it.proto.data, it.proto.err = encode(it.Data)
+		it.proto.ready.Store(it.proto.err == nil)
+	})
 	return it.proto.data, it.proto.err
+}
+
+// readyProto returns the protobuf encoding if one was made already.
+func (it *Item) readyProto() []byte {
+	if it.proto.ready.Load() {
+		return it.proto.data
+	}
+	return nil
+}
+
+// protoUnmarshaler is what every built-in API type implements.
+type protoUnmarshaler interface {
+	Unmarshal(data []byte) error
 }
 
 // Event is a change delivered to a watcher.
@@ -106,6 +124,16 @@ func (r *Resource) nsPrefix(namespace string) string {
 
 // Decode returns a fresh typed object from an item.
 func (r *Resource) Decode(it *Item) (runtime.Object, error) {
+	// From the protobuf encoding when a client already asked for one: it
+	// decodes several times faster than JSON, and every write decodes the
+	// current object.
+	if pb := it.readyProto(); pb != nil {
+		obj := r.cfg.New()
+		if u, ok := obj.(protoUnmarshaler); ok && u.Unmarshal(pb) == nil {
+			obj.GetObjectKind().SetGroupVersionKind(r.cfg.GVK)
+			return obj, nil
+		}
+	}
 	obj := r.cfg.New()
 	if err := json.Unmarshal(it.Data, obj); err != nil {
 		return nil, apierrors.NewInternalError(fmt.Errorf("decode %s: %w", it.Key, err))
