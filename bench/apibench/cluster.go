@@ -125,6 +125,33 @@ func waitNodesReady(ctx context.Context, cl *client, n int, timeout time.Duratio
 	return fmt.Errorf("%d of %d nodes ready after %s", ready, n, timeout)
 }
 
+// createNodes registers n Ready nodes with 8 CPUs, 32 GiB and 110 pods
+// each, spread over 10 zones.
+func createNodes(ctx context.Context, cl *client, n int) error {
+	p := runWorkers(ctx, shape{workers: 50, maxOps: n, limit: 15 * time.Minute}, func(ctx context.Context, _, i, _ int) error {
+		name := fmt.Sprintf("node-%05d", i)
+		nd := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+			"kubernetes.io/hostname": name, "topology.kubernetes.io/zone": fmt.Sprintf("zone-%d", i%10)}}}
+		created, err := cl.cs.CoreV1().Nodes().Create(ctx, nd, metav1.CreateOptions{})
+		if err != nil {
+			return err
+		}
+		capacity := corev1.ResourceList{
+			corev1.ResourceCPU: resource.MustParse("8"), corev1.ResourceMemory: resource.MustParse("32Gi"),
+			corev1.ResourcePods: resource.MustParse("110"), corev1.ResourceEphemeralStorage: resource.MustParse("100Gi"),
+		}
+		created.Status = corev1.NodeStatus{Capacity: capacity, Allocatable: capacity,
+			Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
+				LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now()}}}
+		_, err = cl.cs.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{})
+		return err
+	})
+	if p.errs > 0 {
+		return fmt.Errorf("%d of %d nodes failed (first: %v)", p.errs, n, p.firstErr)
+	}
+	return nil
+}
+
 // benchPodSpec is a small pod: requests that let a node hold its 110.
 func benchPodSpec() corev1.PodSpec {
 	return corev1.PodSpec{
@@ -232,15 +259,18 @@ func runCluster(ctx context.Context, o *options, spawn func(string) (*child, err
 	return nil
 }
 
-// schedulerRows measures scheduling throughput on nodes simulated nodes:
-// pods are created while the server runs without its scheduler, then the
-// server restarts with it and the bindings are timed from a watch.
+// schedulerRows measures scheduling throughput on nodes nodes, as
+// upstream's scheduler_perf does: the API server and the scheduler alone,
+// with Node objects that no kubelet backs (so nothing but the scheduler
+// writes while it is timed). Pods are created while the server runs
+// without its scheduler, then the server restarts with it and the
+// bindings are timed from a watch.
 func schedulerRows(ctx context.Context, o *options, spawn func(string) (*child, error), rep *report, nodes int) error {
 	c, err := spawn(fmt.Sprintf("sched-%d", nodes))
 	if err != nil {
 		return err
 	}
-	c.controlPlane, c.noScheduler = true, true
+	c.controlPlane, c.noScheduler, c.noControllers = true, true, true
 	if err := c.start(); err != nil {
 		return err
 	}
@@ -248,39 +278,36 @@ func schedulerRows(ctx context.Context, o *options, spawn func(string) (*child, 
 		return err
 	}
 	defer c.stop()
-	sim, err := startSim(c, nodes, "sim-")
-	if err != nil {
-		return err
-	}
-	defer sim.stop()
 	cl, err := newClient(c.kubeconfig(), contentProtobuf)
 	if err != nil {
 		return err
 	}
 	defer cl.hc.CloseIdleConnections()
-	fmt.Fprintf(rep.log, "scheduler, %d simulated nodes:\n", nodes)
-	if err := waitNodesReady(ctx, cl, nodes, 10*time.Minute); err != nil {
+	fmt.Fprintf(rep.log, "scheduler, %d nodes:\n", nodes)
+	if err := createNodes(ctx, cl, nodes); err != nil {
 		return err
 	}
 	type variant struct {
-		name, ns string
-		pods     int
-		spec     func() corev1.PodSpec
-		target   float64
+		name, app string
+		pods      int
+		spec      func() corev1.PodSpec
+		target    float64
 	}
-	sel := &metav1.LabelSelector{MatchLabels: map[string]string{"app": "spread"}}
+	selector := func(app string) *metav1.LabelSelector {
+		return &metav1.LabelSelector{MatchLabels: map[string]string{"app": app}}
+	}
 	variants := []variant{
-		{"plain pods", "sched-plain", o.cluster.schedPods, benchPodSpec, 1000},
-		{"required pod anti-affinity", "sched-anti", min(o.cluster.constrainedPods, nodes), func() corev1.PodSpec {
+		{"plain pods", "plain", o.cluster.schedPods, benchPodSpec, 1000},
+		{"required pod anti-affinity", "anti", min(o.cluster.constrainedPods, nodes), func() corev1.PodSpec {
 			s := benchPodSpec()
 			s.Affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
-				LabelSelector: sel, TopologyKey: "kubernetes.io/hostname"}}}}
+				LabelSelector: selector("anti"), TopologyKey: "kubernetes.io/hostname"}}}}
 			return s
 		}, 300},
-		{"topology spreading", "sched-spread", o.cluster.constrainedPods, func() corev1.PodSpec {
+		{"topology spreading", "spread", o.cluster.constrainedPods, func() corev1.PodSpec {
 			s := benchPodSpec()
 			s.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{{MaxSkew: 1, TopologyKey: "kubernetes.io/hostname",
-				WhenUnsatisfiable: corev1.DoNotSchedule, LabelSelector: sel}}
+				WhenUnsatisfiable: corev1.DoNotSchedule, LabelSelector: selector("spread")}}
 			return s
 		}, 300},
 	}
@@ -297,7 +324,8 @@ func schedulerRows(ctx context.Context, o *options, spawn func(string) (*child, 
 				return err
 			}
 		}
-		if err := createPods(ctx, cl, v.ns, v.pods, map[string]string{"app": "spread"}, v.spec); err != nil {
+		ns := "sched-" + v.app
+		if err := createPods(ctx, cl, ns, v.pods, map[string]string{"app": v.app}, v.spec); err != nil {
 			rep.fail(name, fmt.Sprintf(">= %g pods/s", v.target), err)
 			continue
 		}
@@ -310,7 +338,7 @@ func schedulerRows(ctx context.Context, o *options, spawn func(string) (*child, 
 			return err
 		}
 		cpu0 := sampleCPU(c.pid())
-		b, err := watchBindings(ctx, cl, v.ns, v.pods, 5*time.Minute)
+		b, err := watchBindings(ctx, cl, ns, v.pods, 5*time.Minute)
 		if err != nil {
 			rep.fail(name, fmt.Sprintf(">= %g pods/s", v.target), err)
 			continue

@@ -38,8 +38,9 @@ type child struct {
 
 	// controlPlane runs the controllers and, unless noScheduler, the
 	// scheduler too; otherwise the server is the API alone.
-	controlPlane bool
-	noScheduler  bool
+	controlPlane  bool
+	noScheduler   bool
+	noControllers bool // with controlPlane: the scheduler alone
 
 	cmd     *exec.Cmd
 	started time.Time
@@ -113,6 +114,9 @@ func (c *child) start() error {
 		args = append(args, "--cluster-cidr", "10.64.0.0/11")
 		if c.noScheduler {
 			args = append(args, "--disable-scheduler")
+		}
+		if c.noControllers {
+			args = append(args, "--disable-controllers", "*")
 		}
 	}
 	c.cmd = exec.Command(c.bin, args...)
