@@ -99,6 +99,19 @@ type Config struct {
 	Identity string
 	Options  Options
 	Logger   *slog.Logger
+	// Informers, when set, is an informer factory shared with other
+	// components of the process; it must have been made with
+	// InformerOptions. The manager starts the informers its controllers
+	// use, and leaves the factory running when it stops.
+	Informers informers.SharedInformerFactory
+}
+
+// InformerOptions are the options of the manager's informer factory, for
+// a factory made elsewhere to share: managedFields are dropped from the
+// caches, as upstream's controller manager and scheduler do (no controller
+// reads them, and they are a third of a pod's size).
+func InformerOptions() []informers.SharedInformerOption {
+	return []informers.SharedInformerOption{informers.WithTransform(dropManagedFields)}
 }
 
 // ControllerContext is what a controller's start function gets.
@@ -235,7 +248,11 @@ func (m *Manager) runControllers(ctx context.Context, rc *rest.Config, client ku
 	if err != nil {
 		return fmt.Errorf("metadata client: %w", err)
 	}
-	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(dropManagedFields))
+	factory := m.cfg.Informers
+	if factory == nil {
+		factory = informers.NewSharedInformerFactoryWithOptions(client, 0, InformerOptions()...)
+		defer factory.Shutdown()
+	}
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
@@ -263,13 +280,11 @@ func (m *Manager) runControllers(ctx context.Context, rc *rest.Config, client ku
 	factory.Start(ctx.Done())
 	m.log.Info("controllers started", "controllers", strings.Join(names, ","))
 	<-ctx.Done()
-	factory.Shutdown()
 	return nil
 }
 
 // dropManagedFields removes managedFields from objects entering the
-// informers' caches, as upstream's controller manager does: no controller
-// reads them, and they are a third of a pod's size.
+// informers' caches.
 func dropManagedFields(obj any) (any, error) {
 	if acc, err := meta.Accessor(obj); err == nil {
 		acc.SetManagedFields(nil)

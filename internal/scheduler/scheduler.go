@@ -55,6 +55,11 @@ type Config struct {
 	Now func() time.Time
 	// BindConcurrency bounds in-flight binding requests (default 256).
 	BindConcurrency int
+	// Informers, when set, is a started-elsewhere informer factory shared
+	// with other components of the process (one cache of pods and nodes
+	// instead of one each); the scheduler then neither creates nor shuts
+	// down its own, and removes its handlers when it stops leading.
+	Informers informers.SharedInformerFactory
 }
 
 // Scheduler assigns pending pods to nodes. See the package documentation.
@@ -166,7 +171,12 @@ func (s *Scheduler) Run(ctx context.Context) error {
 }
 
 func (s *Scheduler) run(ctx context.Context) error {
-	factory := informers.NewSharedInformerFactoryWithOptions(s.client, 0, informers.WithTransform(dropManagedFields))
+	factory := s.cfg.Informers
+	shared := factory != nil
+	if !shared {
+		factory = informers.NewSharedInformerFactoryWithOptions(s.client, 0, informers.WithTransform(dropManagedFields))
+		defer factory.Shutdown()
+	}
 	podInformer := factory.Core().V1().Pods()
 	nodeInformer := factory.Core().V1().Nodes()
 	nsInformer := factory.Core().V1().Namespaces()
@@ -219,6 +229,15 @@ func (s *Scheduler) run(ctx context.Context) error {
 		return fmt.Errorf("namespace handler: %w", err)
 	}
 	regs = append(regs, podReg.HasSynced, nodeReg.HasSynced, nsReg.HasSynced)
+	if shared {
+		// The informers outlive this term of leadership; the handlers
+		// must not.
+		defer func() {
+			_ = podInformer.Informer().RemoveEventHandler(podReg)
+			_ = nodeInformer.Informer().RemoveEventHandler(nodeReg)
+			_ = nsInformer.Informer().RemoveEventHandler(nsReg)
+		}()
+	}
 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.client.CoreV1().Events("")})
@@ -226,7 +245,6 @@ func (s *Scheduler) run(ctx context.Context) error {
 	s.recorder = broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: s.cfg.SchedulerName})
 
 	factory.Start(ctx.Done())
-	defer factory.Shutdown()
 	// The handlers, not just the stores, must have seen the initial lists,
 	// or the first decisions would see no nodes.
 	if !cache.WaitForCacheSync(ctx.Done(), regs...) {

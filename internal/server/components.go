@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/skiff-sh/skiff/internal/controllermanager"
@@ -21,7 +23,29 @@ import (
 // kubeconfigs do.
 func (s *Server) startComponents(ctx context.Context, g *errgroup.Group, comps *components, url string, bundle *pki.Bundle) error {
 	cfg := s.cfg
-	if !slices.Contains(cfg.DisableControllers, "*") {
+	runControllers, runScheduler := !slices.Contains(cfg.DisableControllers, "*"), !cfg.DisableScheduler
+	// Both read every pod, node and namespace: in one process they share
+	// one informer cache of them (with the controller manager's
+	// credentials) instead of holding two copies.
+	var shared informers.SharedInformerFactory
+	if runControllers && runScheduler {
+		rc, err := componentConfig(url, bundle, "kube-controller-manager", "system:kube-controller-manager")
+		if err != nil {
+			return err
+		}
+		protobuf(rc)
+		rc.QPS, rc.Burst = -1, 0 // lists and watches only
+		client, err := kubernetes.NewForConfig(rc)
+		if err != nil {
+			return fmt.Errorf("shared informers: %w", err)
+		}
+		shared = informers.NewSharedInformerFactoryWithOptions(client, 0, controllermanager.InformerOptions()...)
+		shared.Core().V1().Pods().Informer()
+		shared.Core().V1().Nodes().Informer()
+		shared.Core().V1().Namespaces().Informer()
+		shared.Start(ctx.Done())
+	}
+	if runControllers {
 		rc, err := componentConfig(url, bundle, "kube-controller-manager", "system:kube-controller-manager")
 		if err != nil {
 			return err
@@ -31,6 +55,7 @@ func (s *Server) startComponents(ctx context.Context, g *errgroup.Group, comps *
 			Disabled:    cfg.DisableControllers,
 			LeaderElect: true,
 			Options:     cfg.Controllers,
+			Informers:   shared,
 			Logger:      s.log,
 		})
 		if err != nil {
@@ -43,14 +68,13 @@ func (s *Server) startComponents(ctx context.Context, g *errgroup.Group, comps *
 			return nil
 		})
 	}
-	if !cfg.DisableScheduler {
+	if runScheduler {
 		rc, err := componentConfig(url, bundle, "kube-scheduler", "system:kube-scheduler")
 		if err != nil {
 			return err
 		}
-		rc.ContentType = "application/vnd.kubernetes.protobuf"
-		rc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
-		sched, err := scheduler.New(scheduler.Config{RestConfig: rc, LeaderElect: true, Logger: s.log})
+		protobuf(rc)
+		sched, err := scheduler.New(scheduler.Config{RestConfig: rc, LeaderElect: true, Informers: shared, Logger: s.log})
 		if err != nil {
 			return err
 		}
@@ -84,6 +108,12 @@ func (c *components) wait(timeout time.Duration) {
 	case <-done:
 	case <-time.After(timeout):
 	}
+}
+
+// protobuf makes rc speak protobuf, as upstream's components do.
+func protobuf(rc *rest.Config) {
+	rc.ContentType = "application/vnd.kubernetes.protobuf"
+	rc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
 }
 
 // componentConfig is a client config for a built-in component reaching the
