@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/skiff-sh/skiff/internal/agent"
 )
@@ -13,9 +14,7 @@ type agentFlags struct {
 	runtime  string
 	nodeName string
 	nodeIP   string
-	labels   string
-	taints   string
-	logLevel string
+	node     nodeFlags
 }
 
 // joinFlags are the flags every command that joins a server shares.
@@ -36,6 +35,36 @@ func (j *joinFlags) config() agent.JoinConfig {
 	return agent.JoinConfig{Server: j.server, Token: j.token, CAFile: j.caFile}
 }
 
+// nodeFlags are the flags of the commands that register nodes.
+type nodeFlags struct {
+	labels, taints, logLevel string
+}
+
+// add registers the flags; nodes names the nodes in the help ("the Node").
+func (n *nodeFlags) add(cmd *cobra.Command, nodes string) {
+	fl := cmd.Flags()
+	fl.StringVar(&n.labels, "node-labels", "", "labels to add to "+nodes+", k=v,k2=v2")
+	fl.StringVar(&n.taints, "register-with-taints", "", "taints "+nodes+" registers with, k=v:Effect,k2:Effect")
+	fl.StringVar(&n.logLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+// parse returns the logger, labels and taints the flags ask for.
+func (n *nodeFlags) parse(streams Streams) (*slog.Logger, map[string]string, []corev1.Taint, error) {
+	logger, err := newLogger(streams, n.logLevel)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	labels, err := agent.ParseLabels(n.labels)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	taints, err := agent.ParseTaints(n.taints)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return logger, labels, taints, nil
+}
+
 func newLogger(streams Streams, levelText string) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(levelText)); err != nil {
@@ -51,15 +80,7 @@ func newAgentCommand(streams Streams) *cobra.Command {
 		Short: "Run a node that joins a server",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			logger, err := newLogger(streams, f.logLevel)
-			if err != nil {
-				return err
-			}
-			labels, err := agent.ParseLabels(f.labels)
-			if err != nil {
-				return err
-			}
-			taints, err := agent.ParseTaints(f.taints)
+			logger, labels, taints, err := f.node.parse(streams)
 			if err != nil {
 				return err
 			}
@@ -78,9 +99,7 @@ func newAgentCommand(streams Streams) *cobra.Command {
 	fl.StringVar(&f.runtime, "runtime", "", "container runtime; only \"simulated\" is implemented yet")
 	fl.StringVar(&f.nodeName, "node-name", "", "name of the Node (default: the host name)")
 	fl.StringVar(&f.nodeIP, "node-ip", "", "the node's InternalIP (default: first non-loopback IPv4)")
-	fl.StringVar(&f.labels, "node-labels", "", "labels to add to the Node, k=v,k2=v2")
-	fl.StringVar(&f.taints, "register-with-taints", "", "taints the Node registers with, k=v:Effect,k2:Effect")
-	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.node.add(cmd, "the Node")
 	_ = cmd.MarkFlagRequired("runtime")
 	return cmd
 }

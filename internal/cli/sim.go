@@ -12,8 +12,7 @@ type simNodesFlags struct {
 	count                        int
 	prefix                       string
 	cpu, memory, pods, ephemeral string
-	labels, taints               string
-	logLevel                     string
+	node                         nodeFlags
 }
 
 func newSimCommand(streams Streams) *cobra.Command {
@@ -33,15 +32,7 @@ func newSimNodesCommand(streams Streams) *cobra.Command {
 		Short: "Run many simulated nodes in one process, joined to a server",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			logger, err := newLogger(streams, f.logLevel)
-			if err != nil {
-				return err
-			}
-			labels, err := agent.ParseLabels(f.labels)
-			if err != nil {
-				return err
-			}
-			taints, err := agent.ParseTaints(f.taints)
+			logger, labels, taints, err := f.node.parse(streams)
 			if err != nil {
 				return err
 			}
@@ -67,8 +58,6 @@ func newSimNodesCommand(streams Streams) *cobra.Command {
 	fl.StringVar(&f.memory, "memory", "32Gi", "memory capacity of each node")
 	fl.StringVar(&f.pods, "pods", "110", "pod capacity of each node")
 	fl.StringVar(&f.ephemeral, "ephemeral-storage", "100Gi", "ephemeral-storage capacity of each node")
-	fl.StringVar(&f.labels, "node-labels", "", "labels to add to every node, k=v,k2=v2")
-	fl.StringVar(&f.taints, "register-with-taints", "", "taints every node registers with, k=v:Effect")
-	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.node.add(cmd, "every node")
 	return cmd
 }

@@ -1,6 +1,7 @@
 // Package controller holds what Skiff's controllers share, as upstream's
-// pkg/controller does: expectations (what a controller has asked for and
-// not yet seen in its cache), pod creation from a template with an owner
+// pkg/controller does: the worker loop that drains a controller's queue
+// (RunWorkers), expectations (what a controller has asked for and not yet
+// seen in its cache), pod creation from a template with an owner
 // reference, adoption and release of objects by selector, and the pod
 // predicates and orderings the workload controllers agree on.
 //

@@ -14,8 +14,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	batchinformers "k8s.io/client-go/informers/batch/v1"
 	"k8s.io/client-go/kubernetes"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
@@ -92,37 +90,8 @@ func New(cronJobs batchinformers.CronJobInformer, jobs batchinformers.JobInforme
 
 // Run syncs cron jobs with workers goroutines until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	defer utilruntime.HandleCrash()
-	defer c.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return
-	}
-	for range workers {
-		go wait.UntilWithContext(ctx, func(ctx context.Context) {
-			for c.next(ctx) {
-			}
-		}, time.Second)
-	}
-	<-ctx.Done()
-}
-
-func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	requeue, err := c.Sync(ctx, key)
-	if err != nil {
-		c.log.Info("sync failed, requeued", "cronjob", key, "err", err)
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	if requeue > 0 {
-		c.queue.AddAfter(key, requeue)
-	}
-	return true
+	controller.RunWorkers(ctx, "cronjob", c.queue, workers, controller.RequeueAfter(c.queue, c.Sync),
+		controller.SyncLog{Logger: c.log, Level: slog.LevelInfo, Key: "cronjob"}, c.synced...)
 }
 
 func jobFinished(j *batchv1.Job) (batchv1.JobConditionType, bool) {

@@ -20,13 +20,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiff-sh/skiff/internal/controller"
 )
 
 // TriggerTimeAnnotation records when the change that caused the last write
@@ -55,86 +55,21 @@ func New(services coreinformers.ServiceInformer, pods coreinformers.PodInformer,
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "endpoint"}),
 		log: log.With("controller", "endpoint"), now: now,
 	}
-	enqueueSvc := func(obj any) {
-		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
-			c.queue.Add(key)
-		}
-	}
+	enqueueSvc := controller.EnqueueKey(c.queue)
 	_, _ = services.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: enqueueSvc, UpdateFunc: func(_, o any) { enqueueSvc(o) }, DeleteFunc: enqueueSvc,
 	})
-	_, _ = pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { c.podChanged(nil, o) },
-		UpdateFunc: func(old, o any) { c.podChanged(old, o) },
-		DeleteFunc: func(o any) { c.podChanged(nil, o) },
-	})
+	_, _ = pods.Informer().AddEventHandler(controller.PodServicesHandler(c.services, c.queue))
 	_, _ = endpoints.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		DeleteFunc: enqueueSvc,
 	})
 	return c
 }
 
-// podChanged queues the services selecting the pod, before or after.
-func (c *Controller) podChanged(old, obj any) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
-	}
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		return
-	}
-	sets := []labels.Set{pod.Labels}
-	if o, ok := old.(*corev1.Pod); ok {
-		if o.ResourceVersion == pod.ResourceVersion {
-			return
-		}
-		sets = append(sets, o.Labels)
-	}
-	svcs, err := c.services.Services(pod.Namespace).List(labels.Everything())
-	if err != nil {
-		return
-	}
-	for _, s := range svcs {
-		if s.Spec.Selector == nil {
-			continue
-		}
-		sel := labels.SelectorFromSet(s.Spec.Selector)
-		for _, ls := range sets {
-			if sel.Matches(ls) {
-				c.queue.Add(s.Namespace + "/" + s.Name)
-				break
-			}
-		}
-	}
-}
-
 // Run runs workers until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	defer utilruntime.HandleCrash()
-	defer c.queue.ShutDown()
-	if !cache.WaitForNamedCacheSync("endpoint", ctx.Done(), c.synced...) {
-		return
-	}
-	for range workers {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
-	}
-	<-ctx.Done()
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for {
-		key, quit := c.queue.Get()
-		if quit {
-			return
-		}
-		if err := c.sync(ctx, key); err != nil {
-			c.log.Debug("sync failed, retrying", "service", key, "err", err)
-			c.queue.AddRateLimited(key)
-		} else {
-			c.queue.Forget(key)
-		}
-		c.queue.Done(key)
-	}
+	controller.RunWorkers(ctx, "endpoint", c.queue, workers, c.sync,
+		controller.SyncLog{Logger: c.log, Level: slog.LevelDebug, Key: "service"}, c.synced...)
 }
 
 // ResolvePort finds the port a service port targets on a pod: a number as

@@ -28,8 +28,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	discoveryinformers "k8s.io/client-go/informers/discovery/v1"
 	"k8s.io/client-go/kubernetes"
@@ -38,6 +36,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff-sh/skiff/internal/controller"
 )
 
 // Labels and limits, as upstream.
@@ -73,19 +73,11 @@ func New(services coreinformers.ServiceInformer, pods coreinformers.PodInformer,
 		log: log.With("controller", "endpointslice"), now: now,
 		pending: map[string]map[string]expectation{},
 	}
-	enqueueSvc := func(obj any) {
-		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
-			c.queue.Add(key)
-		}
-	}
+	enqueueSvc := controller.EnqueueKey(c.queue)
 	_, _ = services.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: enqueueSvc, UpdateFunc: func(_, o any) { enqueueSvc(o) }, DeleteFunc: enqueueSvc,
 	})
-	_, _ = pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { c.podChanged(nil, o) },
-		UpdateFunc: func(old, o any) { c.podChanged(old, o) },
-		DeleteFunc: func(o any) { c.podChanged(nil, o) },
-	})
+	_, _ = pods.Informer().AddEventHandler(controller.PodServicesHandler(c.services, c.queue))
 	_, _ = slices.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { c.sliceSeen(o, true) },
 		UpdateFunc: func(_, o any) { c.sliceSeen(o, true) },
@@ -161,66 +153,10 @@ func (c *Controller) waiting(key string) bool {
 	return true
 }
 
-func (c *Controller) podChanged(old, obj any) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
-	}
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		return
-	}
-	sets := []labels.Set{pod.Labels}
-	if o, ok := old.(*corev1.Pod); ok {
-		if o.ResourceVersion == pod.ResourceVersion {
-			return
-		}
-		sets = append(sets, o.Labels)
-	}
-	svcs, err := c.services.Services(pod.Namespace).List(labels.Everything())
-	if err != nil {
-		return
-	}
-	for _, s := range svcs {
-		if s.Spec.Selector == nil {
-			continue
-		}
-		sel := labels.SelectorFromSet(s.Spec.Selector)
-		for _, ls := range sets {
-			if sel.Matches(ls) {
-				c.queue.Add(s.Namespace + "/" + s.Name)
-				break
-			}
-		}
-	}
-}
-
 // Run runs workers until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	defer utilruntime.HandleCrash()
-	defer c.queue.ShutDown()
-	if !cache.WaitForNamedCacheSync("endpointslice", ctx.Done(), c.synced...) {
-		return
-	}
-	for range workers {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
-	}
-	<-ctx.Done()
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for {
-		key, quit := c.queue.Get()
-		if quit {
-			return
-		}
-		if err := c.sync(ctx, key); err != nil {
-			c.log.Debug("sync failed, retrying", "service", key, "err", err)
-			c.queue.AddRateLimited(key)
-		} else {
-			c.queue.Forget(key)
-		}
-		c.queue.Done(key)
-	}
+	controller.RunWorkers(ctx, "endpointslice", c.queue, workers, c.sync,
+		controller.SyncLog{Logger: c.log, Level: slog.LevelDebug, Key: "service"}, c.synced...)
 }
 
 // group is the endpoints sharing an address type and port set.

@@ -24,6 +24,8 @@ import (
 	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiff-sh/skiff/internal/controller"
 )
 
 // ignored are resources the collector does not watch, as upstream.
@@ -89,9 +91,7 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	}
 	c.waitSynced(ctx)
 	c.log.Info("started", "resources", c.watchedCount())
-	for range workers {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
-	}
+	controller.StartWorkers(ctx, c.queue, workers, c.process, controller.SyncLog{Logger: c.log, Level: slog.LevelDebug, Key: "uid"})
 	wait.UntilWithContext(ctx, func(ctx context.Context) {
 		if err := c.sync(ctx); err != nil {
 			c.log.Debug("rediscover resources", "err", err)
@@ -268,26 +268,6 @@ func ownerUIDs(refs []metav1.OwnerReference) []types.UID {
 
 func blocks(r metav1.OwnerReference) bool {
 	return r.BlockOwnerDeletion != nil && *r.BlockOwnerDeletion
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for c.processNext(ctx) {
-	}
-}
-
-func (c *Controller) processNext(ctx context.Context) bool {
-	uid, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(uid)
-	if err := c.process(ctx, uid); err != nil {
-		c.log.Debug("sync failed, retrying", "uid", uid, "err", err)
-		c.queue.AddRateLimited(uid)
-		return true
-	}
-	c.queue.Forget(uid)
-	return true
 }
 
 // process moves one object one step: releasing or deleting its dependents

@@ -19,9 +19,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/sets"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
@@ -29,6 +27,8 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiff-sh/skiff/internal/controller"
 )
 
 // Condition types and reasons, as upstream.
@@ -81,36 +81,19 @@ func New(namespaces coreinformers.NamespaceInformer, client kubernetes.Interface
 
 // Run runs workers until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	defer utilruntime.HandleCrash()
-	defer c.queue.ShutDown()
-	if !cache.WaitForNamedCacheSync("namespace", ctx.Done(), c.synced) {
-		return
-	}
-	for range workers {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
-	}
-	<-ctx.Done()
+	controller.RunWorkers(ctx, "namespace", c.queue, workers, c.syncOrWait,
+		controller.SyncLog{Logger: c.log, Level: slog.LevelDebug, Key: "namespace"}, c.synced)
 }
 
-func (c *Controller) worker(ctx context.Context) {
-	for {
-		key, quit := c.queue.Get()
-		if quit {
-			return
-		}
-		err := c.sync(ctx, key)
-		switch {
-		case errors.Is(err, errContentRemains):
-			c.queue.Forget(key)
-			c.queue.AddAfter(key, c.RetryAfter)
-		case err != nil:
-			c.log.Debug("sync failed, retrying", "namespace", key, "err", err)
-			c.queue.AddRateLimited(key)
-		default:
-			c.queue.Forget(key)
-		}
-		c.queue.Done(key)
+// syncOrWait checks again after RetryAfter, not with backoff, while content
+// remains: deletion is progressing, not failing.
+func (c *Controller) syncOrWait(ctx context.Context, key string) error {
+	err := c.sync(ctx, key)
+	if errors.Is(err, errContentRemains) {
+		c.queue.AddAfter(key, c.RetryAfter)
+		return nil
 	}
+	return err
 }
 
 var errContentRemains = errors.New("content remains")

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"sync"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,13 +19,14 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiff-sh/skiff/internal/controller"
 )
 
 // Controller allocates node podCIDRs.
@@ -94,7 +94,7 @@ func (c *Controller) Run(ctx context.Context, _ int) {
 		c.observe(n)
 	}
 	c.mu.Unlock()
-	go wait.UntilWithContext(ctx, c.worker, time.Second)
+	controller.StartWorkers(ctx, c.queue, 1, c.sync, controller.SyncLog{Logger: c.log, Level: slog.LevelDebug, Key: "node"})
 	<-ctx.Done()
 }
 
@@ -116,22 +116,6 @@ func (c *Controller) observe(n *corev1.Node) bool {
 	}
 	c.mine[n.Name] = cidr
 	return true
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for {
-		key, quit := c.queue.Get()
-		if quit {
-			return
-		}
-		if err := c.sync(ctx, key); err != nil {
-			c.log.Debug("sync failed, retrying", "node", key, "err", err)
-			c.queue.AddRateLimited(key)
-		} else {
-			c.queue.Forget(key)
-		}
-		c.queue.Done(key)
-	}
 }
 
 func (c *Controller) sync(ctx context.Context, name string) error {

@@ -38,6 +38,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiff-sh/skiff/internal/controller"
 )
 
 // LeaseNamespace holds node heartbeats.
@@ -194,10 +196,9 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	if !cache.WaitForNamedCacheSync("nodelifecycle", ctx.Done(), c.synced...) {
 		return
 	}
-	for range workers {
-		go wait.UntilWithContext(ctx, func(ctx context.Context) { run(ctx, c.nodeQueue, c.syncNode, c.log) }, time.Second)
-		go wait.UntilWithContext(ctx, func(ctx context.Context) { run(ctx, c.podQueue, c.syncPod, c.log) }, time.Second)
-	}
+	log := controller.SyncLog{Logger: c.log, Level: slog.LevelDebug}
+	controller.StartWorkers(ctx, c.nodeQueue, workers, c.syncNode, log)
+	controller.StartWorkers(ctx, c.podQueue, workers, c.syncPod, log)
 	wait.UntilWithContext(ctx, func(context.Context) {
 		nodes, err := c.nodes.List(labels.Everything())
 		if err != nil {
@@ -207,22 +208,6 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 			c.nodeQueue.Add(n.Name)
 		}
 	}, c.cfg.MonitorPeriod)
-}
-
-func run(ctx context.Context, q workqueue.TypedRateLimitingInterface[string], sync func(context.Context, string) error, log *slog.Logger) {
-	for {
-		key, quit := q.Get()
-		if quit {
-			return
-		}
-		if err := sync(ctx, key); err != nil {
-			log.Debug("sync failed, retrying", "key", key, "err", err)
-			q.AddRateLimited(key)
-		} else {
-			q.Forget(key)
-		}
-		q.Done(key)
-	}
 }
 
 // observe updates a node's heartbeat record and returns the local time of

@@ -29,6 +29,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/quota"
 )
 
@@ -130,31 +131,13 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	if !cache.WaitForNamedCacheSync("resourcequota", ctx.Done(), c.synced...) {
 		return
 	}
-	for range workers {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
-	}
+	controller.StartWorkers(ctx, c.queue, workers, c.sync, controller.SyncLog{Logger: c.log, Level: slog.LevelDebug, Key: "quota"})
 	wait.UntilWithContext(ctx, func(context.Context) {
 		qs, _ := c.quotas.List(labels.Everything())
 		for _, q := range qs {
 			c.queue.Add(q.Namespace + "/" + q.Name)
 		}
 	}, c.ResyncPeriod)
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for {
-		key, quit := c.queue.Get()
-		if quit {
-			return
-		}
-		if err := c.sync(ctx, key); err != nil {
-			c.log.Debug("sync failed, retrying", "quota", key, "err", err)
-			c.queue.AddRateLimited(key)
-		} else {
-			c.queue.Forget(key)
-		}
-		c.queue.Done(key)
-	}
 }
 
 // Used computes a quota's usage from the objects of its namespace.

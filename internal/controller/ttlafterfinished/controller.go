@@ -17,8 +17,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	batchinformers "k8s.io/client-go/informers/batch/v1"
 	"k8s.io/client-go/kubernetes"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
@@ -67,37 +65,8 @@ func New(jobs batchinformers.JobInformer, client kubernetes.Interface, log *slog
 
 // Run processes jobs with workers goroutines until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	defer utilruntime.HandleCrash()
-	defer c.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
-		return
-	}
-	for range workers {
-		go wait.UntilWithContext(ctx, func(ctx context.Context) {
-			for c.next(ctx) {
-			}
-		}, time.Second)
-	}
-	<-ctx.Done()
-}
-
-func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	wait, err := c.Sync(ctx, key)
-	if err != nil {
-		c.log.Info("sync failed, requeued", "job", key, "err", err)
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	if wait > 0 {
-		c.queue.AddAfter(key, wait)
-	}
-	return true
+	controller.RunWorkers(ctx, "ttlafterfinished", c.queue, workers, controller.RequeueAfter(c.queue, c.Sync),
+		controller.SyncLog{Logger: c.log, Level: slog.LevelInfo, Key: "job"}, c.synced)
 }
 
 func finishTime(j *batchv1.Job) (time.Time, bool) {
