@@ -1,0 +1,36 @@
+// Package kubelet is Skiff's node agent: it registers a Node, keeps its
+// Lease and status current, and runs the pods bound to it through a
+// container runtime, reporting their status as upstream's kubelet does.
+//
+// # What it owns
+//
+// A Kubelet is one node. A Fleet runs any number of them in one process
+// over one client, one pod watch and one node watch (`skiff sim nodes`);
+// Kubelet.Run, which `skiff agent` calls, runs a fleet of one. The container runtime is the Runtime
+// interface declared here, by its consumer: package sim implements it in
+// memory, and a runc implementation will run real processes behind the
+// same interface.
+//
+// # How a pod is driven
+//
+// Every change to a pod bound to the node, and a relist of the runtime
+// every second, queue the pod's key. A sync reads the pod from the cache
+// and what the runtime has for it, and computes what must change with the
+// pure function computePodActions (sandbox to start, containers to start
+// or kill, in upstream's order: init containers one by one, sidecars kept
+// running, then the app containers, with restart policy and
+// CrashLoopBackOff), applies those actions, and writes the status that
+// generatePodStatus derives, as one pods/status patch, only when it
+// differs from what the API server has. A pod being deleted is stopped
+// within its grace period and then deleted with grace 0.
+//
+// # Rules a caller keeps
+//
+//   - The Runtime's IDs and attempt numbers survive a restart of the
+//     process: a restarted agent adopts what runs without restarting it or
+//     changing restart counts.
+//   - Only one goroutine acts on a pod at a time; the runtime may be called
+//     concurrently for different pods.
+//   - The client should allow a high request rate: every pod transition is
+//     one write, and every node renews its Lease every 10 s.
+package kubelet
