@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	goruntime "runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -175,17 +176,36 @@ func (s *Store) fill(ctx context.Context) (int64, error) {
 		if rev == 0 {
 			rev = resp.Header.Revision
 		}
-		for _, kv := range resp.Kvs {
-			r := s.resourceFor(string(kv.Key))
-			if r == nil {
-				continue
+		// Decoding every object dominates a start on a full data dir:
+		// spread it over the cores.
+		items := make([]*Item, len(resp.Kvs))
+		owners := make([]*Resource, len(resp.Kvs))
+		workers := min(goruntime.GOMAXPROCS(0), len(resp.Kvs))
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < len(resp.Kvs); i += workers {
+					kv := resp.Kvs[i]
+					r := s.resourceFor(string(kv.Key))
+					if r == nil {
+						continue
+					}
+					it, err := r.itemFromKV(kv.Key, kv.Value, kv.ModRevision)
+					if err != nil {
+						s.log.Warn("skipping undecodable object", "key", string(kv.Key), "err", err)
+						continue
+					}
+					items[i], owners[i] = it, r
+				}
+			}()
+		}
+		wg.Wait()
+		for i, it := range items {
+			if it != nil {
+				fresh[owners[i]][it.Key] = it
 			}
-			it, err := r.itemFromKV(kv.Key, kv.Value, kv.ModRevision)
-			if err != nil {
-				s.log.Warn("skipping undecodable object", "key", string(kv.Key), "err", err)
-				continue
-			}
-			fresh[r][it.Key] = it
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
 			break
