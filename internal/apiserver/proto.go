@@ -64,17 +64,10 @@ func protoEnvelope(gvk schema.GroupVersionKind, raw []byte) []byte {
 	return b
 }
 
-// itemProto returns a stored item's protobuf message (computed once per
-// item). Only for endpoints served in their storage version.
+// itemProto returns a stored item's protobuf message: the store keeps
+// it. Only for endpoints served in their storage version.
 func (c *call) itemProto(it *storage.Item) ([]byte, error) {
-	store := c.ep.store
-	return it.Proto(func([]byte) ([]byte, error) {
-		obj, err := store.Decode(it)
-		if err != nil {
-			return nil, err
-		}
-		return marshalProto(obj)
-	})
+	return it.Proto, nil
 }
 
 // writeProtoItems writes a list of stored items, spliced from their

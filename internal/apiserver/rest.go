@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	goruntime "runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -347,7 +349,11 @@ func (c *call) respondItem(it *storage.Item) error {
 		return nil
 	}
 	if c.out.as == "" && !c.out.yaml && !c.out.pretty && c.ep.gvk == c.ep.storageGVK {
-		writeBytes(c.w, http.StatusOK, "application/json", it.Data)
+		data, err := c.ep.store.JSON(it)
+		if err != nil {
+			return err
+		}
+		writeBytes(c.w, http.StatusOK, "application/json", data)
 		return nil
 	}
 	obj, err := c.ep.store.Decode(it)
@@ -454,8 +460,7 @@ func (c *call) list() error {
 		return nil
 	}
 	if c.out.as == "" && !c.out.yaml && !c.out.pretty && c.ep.gvk == c.ep.storageGVK {
-		writeRawList(c.w, c.ep.gvk, lm, res.Items)
-		return nil
+		return writeRawList(c.w, c.ep.store, c.ep.gvk, lm, res.Items)
 	}
 	objs := make([]runtime.Object, 0, len(res.Items))
 	for _, it := range res.Items {
@@ -509,28 +514,47 @@ func (c *call) list() error {
 	return nil
 }
 
-// writeRawList writes a list by splicing the cached encodings of its items,
-// with no decoding at all.
-func writeRawList(w http.ResponseWriter, gvk schema.GroupVersionKind, lm metav1.ListMeta, items []*storage.Item) {
+// writeRawList writes a list by splicing the JSON encodings of its items,
+// which the store keeps once made; the ones not made yet are made on every
+// core.
+func writeRawList(w http.ResponseWriter, store *storage.Resource, gvk schema.GroupVersionKind, lm metav1.ListMeta, items []*storage.Item) error {
 	head, _ := json.Marshal(struct {
 		metav1.TypeMeta `json:",inline"`
 		ListMeta        metav1.ListMeta `json:"metadata"`
 	}{metav1.TypeMeta{Kind: gvk.Kind + "List", APIVersion: gvk.GroupVersion().String()}, lm})
+	datas := make([][]byte, len(items))
+	errs := make([]error, len(items))
+	workers := min(goruntime.GOMAXPROCS(0), len(items))
+	var wg sync.WaitGroup
+	for n := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := n; i < len(items); i += workers {
+				datas[i], errs[i] = store.JSON(items[i])
+			}
+		}()
+	}
+	wg.Wait()
 	size := len(head) + 12
-	for _, it := range items {
-		size += len(it.Data) + 1
+	for i := range items {
+		if errs[i] != nil {
+			return errs[i]
+		}
+		size += len(datas[i]) + 1
 	}
 	buf := make([]byte, 0, size)
 	buf = append(buf, head[:len(head)-1]...)
 	buf = append(buf, `,"items":[`...)
-	for i, it := range items {
+	for i, d := range datas {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = append(buf, it.Data...)
+		buf = append(buf, d...)
 	}
 	buf = append(buf, "]}"...)
 	writeBytes(w, http.StatusOK, "application/json", buf)
+	return nil
 }
 
 // newObjectMeta fills the fields the server owns on a new object.

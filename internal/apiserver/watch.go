@@ -134,7 +134,10 @@ func (c *call) watchFrame(ev storage.Event, first *bool) ([]byte, error) {
 			return nil, err
 		}
 	case c.out.as == "" && c.ep.gvk == c.ep.storageGVK:
-		obj = ev.Item.Data
+		var err error
+		if obj, err = c.ep.store.JSON(ev.Item); err != nil {
+			return nil, err
+		}
 	default:
 		o, err := c.ep.store.Decode(ev.Item)
 		if err != nil {

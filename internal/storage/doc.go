@@ -4,10 +4,13 @@
 // # What it owns
 //
 // A Store owns one etcd watch over the whole key prefix (default
-// "/registry/") and one in-memory cache per registered resource. The cache
-// keeps, for every object, its JSON encoding with metadata.resourceVersion
-// set, its labels and its selectable fields, plus a ring of recent events
-// from which watches resume. etcd stays the only durable truth: a write
+// "/registry/") and one in-memory cache per registered resource. Objects are
+// stored in etcd as upstream stores them, in Kubernetes' protobuf envelope
+// without a resourceVersion (values that older releases wrote as JSON are
+// still read). The cache keeps, for every object, its protobuf message with
+// metadata.resourceVersion set, its labels and its selectable fields, plus a
+// ring of recent events from which watches resume; an object's JSON is made
+// on first use and kept with it. etcd stays the only durable truth: a write
 // returns only after etcd committed it, and the object's resourceVersion is
 // the etcd revision of that commit.
 //

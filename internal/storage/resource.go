@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -26,47 +25,31 @@ type Item struct {
 	Namespace string
 	Name      string
 	RV        int64
-	// Data is the object's JSON with metadata.resourceVersion set. It is
+	// Proto is the object's protobuf message (Kubernetes' wire encoding,
+	// without the envelope) with metadata.resourceVersion set. It is
 	// shared: never modify it.
-	Data   []byte
+	Proto  []byte
 	Labels labels.Set
 	Fields fields.Set
 
-	proto derived
+	json derived
 }
 
-// derived is an encoding computed from Data once, on first use.
+// derived is an encoding computed from Proto once, on first use.
 type derived struct {
-	once  sync.Once
-	data  []byte
-	err   error
-	ready atomic.Bool // data is set and err is nil
+	once sync.Once
+	data []byte
+	err  error
 }
 
-// Proto returns the item's protobuf encoding, computing it with encode on
-// first use and keeping it with the item: an object sent to many watchers,
-// or listed by many clients, is encoded once. encode must be a pure
-// function of Data (every caller must pass the same one).
-func (it *Item) Proto(encode func(data []byte) ([]byte, error)) ([]byte, error) {
-	it.proto.once.Do(func() {
-		it.proto.data, it.proto.err = encode(it.Data)
-		it.proto.ready.Store(it.proto.err == nil)
-	})
-	return it.proto.data, it.proto.err
-}
-
-// readyProto returns the protobuf encoding if one was made already.
-func (it *Item) readyProto() []byte {
-	if it.proto.ready.Load() {
-		return it.proto.data
-	}
-	return nil
-}
-
-// protoUnmarshaler is what every built-in API type implements.
-type protoUnmarshaler interface {
+// protoMessage is what every built-in API type implements.
+type protoMessage interface {
+	Marshal() ([]byte, error)
 	Unmarshal(data []byte) error
 }
+
+// protoMagic starts Kubernetes' protobuf envelope, as stored in etcd.
+const protoMagic = "k8s\x00"
 
 // Event is a change delivered to a watcher.
 type Event struct {
@@ -124,35 +107,57 @@ func (r *Resource) nsPrefix(namespace string) string {
 
 // Decode returns a fresh typed object from an item.
 func (r *Resource) Decode(it *Item) (runtime.Object, error) {
-	// From the protobuf encoding when a client already asked for one: it
-	// decodes several times faster than JSON, and every write decodes the
-	// current object.
-	if pb := it.readyProto(); pb != nil {
-		obj := r.cfg.New()
-		if u, ok := obj.(protoUnmarshaler); ok && u.Unmarshal(pb) == nil {
-			obj.GetObjectKind().SetGroupVersionKind(r.cfg.GVK)
-			return obj, nil
-		}
-	}
 	obj := r.cfg.New()
-	if err := json.Unmarshal(it.Data, obj); err != nil {
+	m, ok := obj.(protoMessage)
+	if !ok {
+		return nil, apierrors.NewInternalError(fmt.Errorf("%T has no protobuf encoding", obj))
+	}
+	if err := m.Unmarshal(it.Proto); err != nil {
 		return nil, apierrors.NewInternalError(fmt.Errorf("decode %s: %w", it.Key, err))
 	}
+	obj.GetObjectKind().SetGroupVersionKind(r.cfg.GVK)
 	return obj, nil
 }
 
-// itemFromKV builds an item from a stored value seen at revision rv.
+// JSON returns the item's JSON encoding, made on first use and kept with
+// the item: an object sent to many JSON watchers is encoded once.
+func (r *Resource) JSON(it *Item) ([]byte, error) {
+	it.json.once.Do(func() { it.json.data, it.json.err = r.EncodeJSON(it) })
+	return it.json.data, it.json.err
+}
+
+// EncodeJSON returns the item's JSON encoding without keeping it, for
+// one-off uses such as a large list.
+func (r *Resource) EncodeJSON(it *Item) ([]byte, error) {
+	obj, err := r.Decode(it)
+	if err != nil {
+		return nil, err
+	}
+	data, err := json.Marshal(obj)
+	if err != nil {
+		return nil, apierrors.NewInternalError(fmt.Errorf("encode %s: %w", it.Key, err))
+	}
+	return data, nil
+}
+
+// itemFromKV builds an item from a stored value seen at revision rv. The
+// value is Kubernetes' protobuf envelope, or JSON as older Skiff releases
+// wrote it.
 func (r *Resource) itemFromKV(key, value []byte, rv int64) (*Item, error) {
-	data := withResourceVersion(value, rv)
 	obj := r.cfg.New()
-	if err := json.Unmarshal(data, obj); err != nil {
+	if err := r.decodeValue(value, obj); err != nil {
 		return nil, err
 	}
 	acc, err := meta.Accessor(obj)
 	if err != nil {
 		return nil, err
 	}
-	it := &Item{Key: string(key), Namespace: acc.GetNamespace(), Name: acc.GetName(), RV: rv, Data: data}
+	acc.SetResourceVersion(strconv.FormatInt(rv, 10))
+	pb, err := obj.(protoMessage).Marshal()
+	if err != nil {
+		return nil, err
+	}
+	it := &Item{Key: string(key), Namespace: acc.GetNamespace(), Name: acc.GetName(), RV: rv, Proto: pb}
 	if r.cfg.Attrs != nil {
 		it.Labels, it.Fields = r.cfg.Attrs(obj)
 	} else {
@@ -165,25 +170,25 @@ func (r *Resource) itemFromKV(key, value []byte, rv int64) (*Item, error) {
 	return it, nil
 }
 
-// withResourceVersion splices metadata.resourceVersion into an encoding
-// that has none (the store never writes one), sparing a decode and encode.
-func withResourceVersion(data []byte, rv int64) []byte {
-	const marker = `"metadata":{`
-	i := bytes.Index(data, []byte(marker))
-	if i < 0 {
-		return data
+// decodeValue decodes a stored value into obj.
+func (r *Resource) decodeValue(value []byte, obj runtime.Object) error {
+	if !bytes.HasPrefix(value, []byte(protoMagic)) {
+		return json.Unmarshal(value, obj)
 	}
-	i += len(marker)
-	field := `"resourceVersion":"` + strconv.FormatInt(rv, 10) + `"`
-	out := make([]byte, 0, len(data)+len(field)+1)
-	out = append(out, data[:i]...)
-	out = append(out, field...)
-	if i < len(data) && data[i] != '}' {
-		out = append(out, ',')
+	var u runtime.Unknown
+	if err := u.Unmarshal(value[len(protoMagic):]); err != nil {
+		return err
 	}
-	return append(out, data[i:]...)
+	m, ok := obj.(protoMessage)
+	if !ok {
+		return fmt.Errorf("%T has no protobuf encoding", obj)
+	}
+	return m.Unmarshal(u.Raw)
 }
 
+// encode returns what the store writes for obj: its protobuf message in
+// Kubernetes' envelope (the kind named, as upstream stores objects), with
+// no resourceVersion (the etcd revision is the resourceVersion).
 func (r *Resource) encode(obj runtime.Object) ([]byte, metav1.Object, error) {
 	acc, err := meta.Accessor(obj)
 	if err != nil {
@@ -191,11 +196,29 @@ func (r *Resource) encode(obj runtime.Object) ([]byte, metav1.Object, error) {
 	}
 	obj.GetObjectKind().SetGroupVersionKind(r.cfg.GVK)
 	acc.SetResourceVersion("")
-	data, err := json.Marshal(obj)
+	m, ok := obj.(protoMessage)
+	if !ok {
+		return nil, nil, apierrors.NewInternalError(fmt.Errorf("%T has no protobuf encoding", obj))
+	}
+	raw, err := m.Marshal()
 	if err != nil {
 		return nil, nil, apierrors.NewInternalError(fmt.Errorf("encode: %w", err))
 	}
-	return data, acc, nil
+	u := runtime.Unknown{TypeMeta: runtime.TypeMeta{APIVersion: r.cfg.GVK.GroupVersion().String(), Kind: r.cfg.GVK.Kind}, Raw: raw}
+	env, err := u.Marshal()
+	if err != nil {
+		return nil, nil, apierrors.NewInternalError(fmt.Errorf("encode: %w", err))
+	}
+	return append([]byte(protoMagic), env...), acc, nil
+}
+
+// withRV returns obj's message with resourceVersion rv, leaving obj's own
+// resourceVersion as it was.
+func withRV(obj runtime.Object, acc metav1.Object, rv int64) ([]byte, error) {
+	old := acc.GetResourceVersion()
+	acc.SetResourceVersion(strconv.FormatInt(rv, 10))
+	defer acc.SetResourceVersion(old)
+	return obj.(protoMessage).Marshal()
 }
 
 // Create stores a new object and returns it with its resourceVersion set.
@@ -258,7 +281,11 @@ func (r *Resource) Get(ctx context.Context, namespace, name, resourceVersion str
 		return nil, apierrors.NewNotFound(r.cfg.GroupResource, name)
 	}
 	kv := resp.Kvs[0]
-	return &Item{Key: key, Namespace: namespace, Name: name, RV: kv.ModRevision, Data: withResourceVersion(kv.Value, kv.ModRevision)}, nil
+	it, err := r.itemFromKV(kv.Key, kv.Value, kv.ModRevision)
+	if err != nil {
+		return nil, apierrors.NewInternalError(fmt.Errorf("decode %s: %w", key, err))
+	}
+	return it, nil
 }
 
 // GetObject is Get followed by Decode.
@@ -349,11 +376,21 @@ func (r *Resource) GuaranteedUpdate(ctx context.Context, namespace, name string,
 				acc.SetResourceVersion(strconv.FormatInt(resp.Header.Revision, 10))
 				return out, nil
 			}
-			cur = itemFromTxnGet(key, namespace, name, resp)
+			if cur, err = r.itemFromTxnGet(resp); err != nil {
+				return nil, err
+			}
 			fromCache = false
 			continue
 		}
-		if bytes.Equal(withResourceVersion(data, cur.RV), cur.Data) || opts.DryRun {
+		same := opts.DryRun
+		if !same {
+			pb, err := withRV(out, acc, cur.RV)
+			if err != nil {
+				return nil, apierrors.NewInternalError(err)
+			}
+			same = bytes.Equal(pb, cur.Proto)
+		}
+		if same {
 			acc.SetResourceVersion(strconv.FormatInt(cur.RV, 10))
 			return out, nil
 		}
@@ -369,7 +406,9 @@ func (r *Resource) GuaranteedUpdate(ctx context.Context, namespace, name string,
 			acc.SetResourceVersion(strconv.FormatInt(resp.Header.Revision, 10))
 			return out, nil
 		}
-		cur = itemFromTxnGet(key, namespace, name, resp)
+		if cur, err = r.itemFromTxnGet(resp); err != nil {
+			return nil, err
+		}
 		fromCache = false
 	}
 }
@@ -422,7 +461,9 @@ func (r *Resource) Delete(ctx context.Context, namespace, name string, dryRun bo
 		if resp.Succeeded {
 			return obj, nil
 		}
-		cur = itemFromTxnGet(key, namespace, name, resp)
+		if cur, err = r.itemFromTxnGet(resp); err != nil {
+			return nil, err
+		}
 		fromCache = false
 	}
 	return nil, apierrors.NewConflict(r.cfg.GroupResource, name, fmt.Errorf("too many concurrent updates"))
@@ -437,19 +478,29 @@ func (r *Resource) fetch(ctx context.Context, key string) (*Item, error) {
 		return nil, nil
 	}
 	kv := resp.Kvs[0]
-	return &Item{Key: key, RV: kv.ModRevision, Data: withResourceVersion(kv.Value, kv.ModRevision)}, nil
+	it, err := r.itemFromKV(kv.Key, kv.Value, kv.ModRevision)
+	if err != nil {
+		return nil, apierrors.NewInternalError(fmt.Errorf("decode %s: %w", key, err))
+	}
+	return it, nil
 }
 
-func itemFromTxnGet(key, namespace, name string, resp *clientv3.TxnResponse) *Item {
+// itemFromTxnGet is the current state a failed compare-and-swap read back,
+// or nil when the object is gone.
+func (r *Resource) itemFromTxnGet(resp *clientv3.TxnResponse) (*Item, error) {
 	if len(resp.Responses) == 0 {
-		return nil
+		return nil, nil
 	}
 	rr := resp.Responses[0].GetResponseRange()
 	if rr == nil || len(rr.Kvs) == 0 {
-		return nil
+		return nil, nil
 	}
 	kv := rr.Kvs[0]
-	return &Item{Key: key, Namespace: namespace, Name: name, RV: kv.ModRevision, Data: withResourceVersion(kv.Value, kv.ModRevision)}
+	it, err := r.itemFromKV(kv.Key, kv.Value, kv.ModRevision)
+	if err != nil {
+		return nil, apierrors.NewInternalError(fmt.Errorf("decode %s: %w", kv.Key, err))
+	}
+	return it, nil
 }
 
 func parseRV(s string) (int64, error) {
@@ -503,10 +554,21 @@ func (r *Resource) applyDelete(key string, rv int64) {
 		return
 	}
 	// A new item: the deleted object's last state at the deletion's
-	// revision (its derived encodings are made anew for that revision).
-	it := &Item{Key: prev.Key, Namespace: prev.Namespace, Name: prev.Name, RV: rv,
-		Data: withResourceVersion(stripResourceVersion(prev.Data), rv), Labels: prev.Labels, Fields: prev.Fields}
-	r.apply(it, true)
+	// revision.
+	obj, err := r.Decode(prev)
+	if err != nil {
+		r.s.log.Warn("deleted object undecodable", "key", key, "err", err)
+		return
+	}
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return
+	}
+	pb, err := withRV(obj, acc, rv)
+	if err != nil {
+		return
+	}
+	r.apply(&Item{Key: prev.Key, Namespace: prev.Namespace, Name: prev.Name, RV: rv, Proto: pb, Labels: prev.Labels, Fields: prev.Fields}, true)
 }
 
 func (r *Resource) push(c *change) {
@@ -572,21 +634,6 @@ func (r *Resource) stopWatchers() {
 // Callers hold r.mu.
 func (r *Resource) snapshotRV() int64 {
 	return max(r.s.rv.Load(), r.lastRV)
-}
-
-func stripResourceVersion(data []byte) []byte {
-	var m map[string]any
-	if err := json.Unmarshal(data, &m); err != nil {
-		return data
-	}
-	if md, ok := m["metadata"].(map[string]any); ok {
-		delete(md, "resourceVersion")
-	}
-	out, err := json.Marshal(m)
-	if err != nil {
-		return data
-	}
-	return out
 }
 
 // sortedItems returns the items under prefix that match f, sorted by key.
