@@ -38,6 +38,7 @@ func NewCache() *Cache {
 			NamespaceLabels: map[string]labels.Set{},
 			ImageNodes:      map[string]int{},
 			Nominated:       map[string][]*PodInfo{},
+			journal:         &journal{},
 		},
 	}
 }
@@ -61,10 +62,13 @@ func (c *Cache) SetNode(node *v1.Node) {
 	c.countImages(ni, -1)
 	ni.SetNode(node)
 	c.countImages(ni, 1)
-	if _, ok := c.pos[node.Name]; !ok {
-		c.pos[node.Name] = len(c.snap.Nodes)
+	i, ok := c.pos[node.Name]
+	if !ok {
+		i = len(c.snap.Nodes)
+		c.pos[node.Name] = i
 		c.snap.Nodes = append(c.snap.Nodes, ni)
 	}
+	c.snap.touch(i)
 }
 
 func (c *Cache) countImages(ni *NodeInfo, sign int) {
@@ -94,6 +98,10 @@ func (c *Cache) RemoveNode(name string) {
 		c.snap.Nodes[last] = nil
 		c.snap.Nodes = c.snap.Nodes[:last]
 		delete(c.pos, name)
+		c.snap.touch(i)
+		if i != last {
+			c.snap.touch(last)
+		}
 	}
 	ni.SetNode(nil)
 	if len(ni.Pods) == 0 {
@@ -167,8 +175,28 @@ func (c *Cache) addLocked(pod *v1.Pod) {
 		ni = &NodeInfo{}
 		c.nodes[pod.Spec.NodeName] = ni
 	}
-	ni.AddPod(NewPodInfo(pod))
+	pi := NewPodInfo(pod)
+	ni.AddPod(pi)
+	c.countAffinity(pi, 1)
 	c.podNode[pod.UID] = pod.Spec.NodeName
+	c.touchNode(pod.Spec.NodeName)
+}
+
+func (c *Cache) countAffinity(pi *PodInfo, sign int) {
+	if len(pi.RequiredAntiAffinity) > 0 {
+		c.snap.antiPods += sign
+	}
+	if pi.scoresOthers() {
+		c.snap.scoringAffPods += sign
+	}
+}
+
+// touchNode journals a change to the pods of the named node, when the
+// node is in the snapshot.
+func (c *Cache) touchNode(name string) {
+	if i, ok := c.pos[name]; ok {
+		c.snap.touch(i)
+	}
 }
 
 func (c *Cache) removeLocked(uid types.UID) {
@@ -181,7 +209,10 @@ func (c *Cache) removeLocked(uid types.UID) {
 	if ni == nil {
 		return
 	}
-	ni.RemovePod(uid)
+	if pi := ni.removePod(uid); pi != nil {
+		c.countAffinity(pi, -1)
+	}
+	c.touchNode(name)
 	if ni.Node == nil && len(ni.Pods) == 0 {
 		delete(c.nodes, name)
 	}
@@ -218,6 +249,11 @@ func (c *Cache) unnominate(uid types.UID) {
 func (c *Cache) SetNamespace(ns *v1.Namespace) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if old, ok := c.snap.NamespaceLabels[ns.Name]; !ok || !labels.Equals(old, labels.Set(ns.Labels)) {
+		// Affinity terms' namespaceSelector reads these: what was
+		// derived from them is stale.
+		c.snap.invalidate()
+	}
 	c.snap.NamespaceLabels[ns.Name] = labels.Set(ns.Labels)
 }
 
@@ -225,5 +261,8 @@ func (c *Cache) SetNamespace(ns *v1.Namespace) {
 func (c *Cache) RemoveNamespace(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if _, ok := c.snap.NamespaceLabels[name]; ok {
+		c.snap.invalidate()
+	}
 	delete(c.snap.NamespaceLabels, name)
 }

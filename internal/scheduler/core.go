@@ -257,6 +257,9 @@ func selectVictims(snap *Snapshot, idx int, pod *v1.Pod, prio int32, shared *cyc
 			tmp := *snap
 			tmp.Nodes = append([]*NodeInfo(nil), snap.Nodes...)
 			tmp.Nodes[idx] = ni
+			// The what-if copy is not the cache's: its node at idx
+			// changes unjournaled, so it sums its aggregates afresh.
+			tmp.journal, tmp.aggs = nil, nil
 			c = newCycle(&tmp, pod)
 		}
 		return c.filter(ni) == nil

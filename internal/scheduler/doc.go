@@ -16,8 +16,13 @@
 //     events and from the scheduler's own assumptions (a pod counted on its
 //     node the moment it is chosen, before the API server confirms the
 //     binding). Decisions run under the cache's lock, so they never see a
-//     half-applied event; per-node values derived from pods are memoized in
-//     the snapshot and recomputed only for nodes that changed.
+//     half-applied event. The cache's snapshot journals the node positions
+//     that change, so the cluster-wide sums pre-filtering needs (pods per
+//     topology domain for spreading and inter-pod affinity) are kept, not
+//     recomputed: a decision visits only the nodes changed since the last
+//     one, not all of them (aggregate.go). Every change to a NodeInfo in
+//     that snapshot must go through the Cache, which records it; a
+//     namespace's labels changing drops everything derived.
 //   - The Scheduler ties them to the API: informers for pods, nodes and
 //     namespaces; the Queue (active by priority then time, backoff 1s
 //     doubling to 10s, unschedulable pods retried on node and pod events or
@@ -30,6 +35,7 @@
 // ends or the lease is lost (an error, as upstream exits).
 //
 // A Snapshot handed to Schedule or Preempt must not change while they run;
-// NodeInfos in it change only through the Cache (or, in tests, by the
+// NodeInfos in it change only through the Cache (or, in a snapshot built
+// by NewSnapshot, which has no journal and sums per decision, by the
 // caller between calls).
 package scheduler

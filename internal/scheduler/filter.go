@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -62,13 +63,16 @@ type topoPair struct{ key, value string }
 // spreadConstraint is a parsed topology spread constraint with the counts
 // of matching pods per domain of its key.
 type spreadConstraint struct {
-	maxSkew      int32
-	topologyKey  string
-	selector     labels.Selector
-	minDomains   int32
-	honorAff     bool // nodeAffinityPolicy Honor (default)
-	honorTaints  bool // nodeTaintsPolicy Honor (default Ignore)
-	selfMatch    int
+	maxSkew     int32
+	topologyKey string
+	selector    labels.Selector
+	minDomains  int32
+	honorAff    bool // nodeAffinityPolicy Honor (default)
+	honorTaints bool // nodeTaintsPolicy Honor (default Ignore)
+	selfMatch   int
+	// counts are the matching pods per domain: agg for DoNotSchedule
+	// constraints (read-only, the snapshot's), counts for ScheduleAnyway.
+	agg          *aggregate
 	counts       map[string]int
 	minMatchNum  int
 	hostnameOnly bool
@@ -88,10 +92,12 @@ type cycle struct {
 
 	// InterPodAffinity: domains with existing pods whose required
 	// anti-affinity matches the pod; domains with pods matching the pod's
-	// required affinity (all terms) and anti-affinity terms.
+	// required affinity (all terms); domains with pods matching each
+	// required anti-affinity term. The maps belong to the snapshot's
+	// aggregates: read-only.
 	existingAnti   map[topoPair]int
 	affinityCounts map[topoPair]int
-	antiCounts     map[topoPair]int
+	antiCounts     []map[topoPair]int
 	matchesOwnAff  bool
 
 	spread []spreadConstraint // DoNotSchedule
@@ -121,93 +127,69 @@ func (c *cycle) prepareInterPod() {
 	podNSLabels := c.nsLabels(c.pod.Namespace)
 	// Which domains existing pods' required anti-affinity closes to this
 	// pod depends only on the pod's namespace and labels.
-	var xt *memoTable
-	for idx, ni := range c.snap.Nodes {
-		if len(ni.PodsWithRequiredAntiAffinity) == 0 {
-			continue
-		}
-		if xt == nil {
-			xt = c.snap.table("x|" + c.pod.Namespace + "|" + labels.Set(c.pod.Labels).String())
-		}
-		e := xt.get(idx, ni, func() memoEntry {
-			var m memoEntry
+	if c.snap.mayHaveRequiredAntiAffinity() {
+		key := "x|" + c.pod.Namespace + "|" + labels.Set(c.pod.Labels).String()
+		a := c.snap.aggregate(key, false, func(ni *NodeInfo) []topoCount {
+			var items []topoCount
 			for _, ex := range ni.PodsWithRequiredAntiAffinity {
 				for i := range ex.RequiredAntiAffinity {
 					t := &ex.RequiredAntiAffinity[i]
 					if v, ok := ni.Node.Labels[t.topologyKey]; ok && t.matches(c.pod, podNSLabels) {
-						m.pairs = append(m.pairs, topoPair{t.topologyKey, v})
+						items = append(items, topoCount{topoPair{t.topologyKey, v}, 1})
 					}
 				}
 			}
-			return m
+			return items
 		})
-		for _, p := range e.pairs {
-			if c.existingAnti == nil {
-				c.existingAnti = map[topoPair]int{}
-			}
-			c.existingAnti[p]++
+		if len(a.counts) > 0 {
+			c.existingAnti = a.counts
 		}
 	}
-	if len(pi.RequiredAffinity) == 0 && len(pi.RequiredAntiAffinity) == 0 {
-		return
-	}
-	c.affinityCounts = map[topoPair]int{}
-	c.antiCounts = map[topoPair]int{}
-	var at *memoTable
 	if len(pi.RequiredAffinity) > 0 {
-		akey := "A"
+		key := "A"
 		for i := range pi.RequiredAffinity {
-			akey += "|" + pi.RequiredAffinity[i].key
+			key += "|" + pi.RequiredAffinity[i].key + "@" + pi.RequiredAffinity[i].topologyKey
 		}
-		at = c.snap.table(akey)
-	}
-	ats := make([]*memoTable, len(pi.RequiredAntiAffinity))
-	for i := range pi.RequiredAntiAffinity {
-		ats[i] = c.snap.table("a|" + pi.RequiredAntiAffinity[i].key)
-	}
-	for idx, ni := range c.snap.Nodes {
-		if len(ni.Pods) == 0 {
-			continue
-		}
-		if at != nil {
-			n := at.get(idx, ni, func() memoEntry {
-				var m memoEntry
-				for _, ex := range ni.Pods {
-					if matchesAll(pi.RequiredAffinity, ex.Pod, c.nsLabels(ex.Pod.Namespace)) {
-						m.n++
-					}
-				}
-				return m
-			}).n
-			if n > 0 {
-				for i := range pi.RequiredAffinity {
-					if v, ok := ni.Node.Labels[pi.RequiredAffinity[i].topologyKey]; ok {
-						c.affinityCounts[topoPair{pi.RequiredAffinity[i].topologyKey, v}] += n
-					}
+		c.affinityCounts = c.snap.aggregate(key, false, func(ni *NodeInfo) []topoCount {
+			n := 0
+			for _, ex := range ni.Pods {
+				if matchesAll(pi.RequiredAffinity, ex.Pod, c.nsLabels(ex.Pod.Namespace)) {
+					n++
 				}
 			}
-		}
-		for i := range pi.RequiredAntiAffinity {
-			t := &pi.RequiredAntiAffinity[i]
+			if n == 0 {
+				return nil
+			}
+			var items []topoCount
+			for i := range pi.RequiredAffinity {
+				if v, ok := ni.Node.Labels[pi.RequiredAffinity[i].topologyKey]; ok {
+					items = append(items, topoCount{topoPair{pi.RequiredAffinity[i].topologyKey, v}, n})
+				}
+			}
+			return items
+		}).counts
+		c.matchesOwnAff = matchesAll(pi.RequiredAffinity, c.pod, podNSLabels)
+	}
+	c.antiCounts = make([]map[topoPair]int, len(pi.RequiredAntiAffinity))
+	for i := range pi.RequiredAntiAffinity {
+		t := &pi.RequiredAntiAffinity[i]
+		c.antiCounts[i] = c.snap.aggregate("a|"+t.key+"@"+t.topologyKey, false, func(ni *NodeInfo) []topoCount {
 			v, ok := ni.Node.Labels[t.topologyKey]
 			if !ok {
-				continue
+				return nil
 			}
-			n := ats[i].get(idx, ni, func() memoEntry {
-				var m memoEntry
-				for _, ex := range ni.Pods {
-					if t.matches(ex.Pod, c.nsLabels(ex.Pod.Namespace)) {
-						m.n++
-					}
+			n := 0
+			for _, ex := range ni.Pods {
+				if t.matches(ex.Pod, c.nsLabels(ex.Pod.Namespace)) {
+					n++
 				}
-				return m
-			}).n
-			if n > 0 {
-				c.antiCounts[topoPair{t.topologyKey, v}] += n
 			}
-		}
+			if n == 0 {
+				return nil
+			}
+			return []topoCount{{topoPair{t.topologyKey, v}, n}}
+		}).counts
 	}
-	c.matchesOwnAff = len(pi.RequiredAffinity) > 0 && matchesAll(pi.RequiredAffinity, c.pod, podNSLabels)
 }
 
 func matchesAll(terms []affinityTerm, pod *v1.Pod, nsLabels labels.Set) bool {
@@ -239,7 +221,6 @@ func (c *cycle) prepareSpread() {
 			minDomains:  1,
 			honorAff:    tsc.NodeAffinityPolicy == nil || *tsc.NodeAffinityPolicy == v1.NodeInclusionPolicyHonor,
 			honorTaints: tsc.NodeTaintsPolicy != nil && *tsc.NodeTaintsPolicy == v1.NodeInclusionPolicyHonor,
-			counts:      map[string]int{},
 		}
 		sc.memoKey = "s|" + c.pod.Namespace + "|" + sel.String()
 		if tsc.MinDomains != nil {
@@ -258,33 +239,49 @@ func (c *cycle) prepareSpread() {
 	if len(c.spread) == 0 {
 		return
 	}
-	tables := make([]*memoTable, len(c.spread))
-	for i := range c.spread {
-		tables[i] = c.snap.table(c.spread[i].memoKey)
-	}
-	for idx, ni := range c.snap.Nodes {
-		if !c.spreadEligible(ni.Node, c.spread) {
-			continue
-		}
-		for i := range c.spread {
-			sc := &c.spread[i]
-			v := ni.Node.Labels[sc.topologyKey]
-			sc.counts[v] += countMatchingMemo(tables[i], idx, ni, c.pod.Namespace, sc)
-		}
-	}
+	elig := c.spreadEligibilityKey()
 	for i := range c.spread {
 		sc := &c.spread[i]
-		first := true
-		for _, n := range sc.counts {
-			if first || n < sc.minMatchNum {
-				sc.minMatchNum = n
-				first = false
+		sc.agg = c.snap.aggregate(sc.memoKey+"|"+sc.topologyKey+"|"+elig, true, func(ni *NodeInfo) []topoCount {
+			if !c.spreadEligible(ni.Node, c.spread) {
+				return nil
 			}
-		}
-		if int32(len(sc.counts)) < sc.minDomains {
+			v := ni.Node.Labels[sc.topologyKey]
+			return []topoCount{{topoPair{sc.topologyKey, v}, countMatching(ni, c.pod.Namespace, sc.selector)}}
+		})
+		sc.minMatchNum = sc.agg.min()
+		if int32(len(sc.agg.counts)) < sc.minDomains {
 			sc.minMatchNum = 0
 		}
 	}
+}
+
+// spreadEligibilityKey identifies what spreadEligible reads of the pod
+// for its DoNotSchedule constraints: their keys and inclusion policies,
+// and the pod's required node affinity and tolerations where a policy
+// honors them.
+func (c *cycle) spreadEligibilityKey() string {
+	var b strings.Builder
+	honorAff, honorTaints := false, false
+	for i := range c.spread {
+		sc := &c.spread[i]
+		fmt.Fprintf(&b, "%q:%t:%t;", sc.topologyKey, sc.honorAff, sc.honorTaints)
+		honorAff = honorAff || sc.honorAff
+		honorTaints = honorTaints || sc.honorTaints
+	}
+	if honorAff {
+		b.WriteString("sel=" + labels.Set(c.pod.Spec.NodeSelector).String())
+		if a := c.pod.Spec.Affinity; a != nil && a.NodeAffinity != nil && a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil {
+			fmt.Fprintf(&b, ";aff=%+v", *a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution)
+		}
+	}
+	if honorTaints {
+		b.WriteString(";tol=")
+		for _, t := range c.pod.Spec.Tolerations {
+			fmt.Fprintf(&b, "%q %q %q %q,", t.Key, t.Operator, t.Value, t.Effect)
+		}
+	}
+	return b.String()
 }
 
 // spreadEligible reports whether node's pods count toward spreading: it
@@ -485,7 +482,7 @@ func (c *cycle) filterSpread(node *v1.Node) *Status {
 	}
 	for i := range c.spread {
 		sc := &c.spread[i]
-		match := sc.counts[node.Labels[sc.topologyKey]]
+		match := sc.agg.counts[topoPair{sc.topologyKey, node.Labels[sc.topologyKey]}]
 		if skew := match + sc.selfMatch - sc.minMatchNum; skew > int(sc.maxSkew) {
 			return fail(Unschedulable, "PodTopologySpread", ReasonSpreadConstraintsNotMatch)
 		}
@@ -522,7 +519,7 @@ func (c *cycle) filterInterPod(node *v1.Node) *Status {
 	}
 	for i := range pi.RequiredAntiAffinity {
 		k := pi.RequiredAntiAffinity[i].topologyKey
-		if v, has := node.Labels[k]; has && c.antiCounts[topoPair{k, v}] > 0 {
+		if v, has := node.Labels[k]; has && c.antiCounts[i][topoPair{k, v}] > 0 {
 			return fail(Unschedulable, "InterPodAffinity", ReasonAntiAffinityRulesNotMatch)
 		}
 	}

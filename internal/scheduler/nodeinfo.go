@@ -158,6 +158,12 @@ type PodInfo struct {
 	Images []string
 }
 
+// scoresOthers reports whether InterPodAffinity scores other pods by the
+// pod's terms.
+func (p *PodInfo) scoresOthers() bool {
+	return len(p.RequiredAffinity)+len(p.PreferredAffinity)+len(p.PreferredAntiAffinity) > 0
+}
+
 func (p *PodInfo) hasAffinity() bool {
 	return len(p.RequiredAffinity)+len(p.RequiredAntiAffinity)+len(p.PreferredAffinity)+len(p.PreferredAntiAffinity) > 0
 }
@@ -326,6 +332,12 @@ func (n *NodeInfo) AddPod(pi *PodInfo) {
 
 // RemovePod stops counting the pod with uid; it reports whether it was there.
 func (n *NodeInfo) RemovePod(uid types.UID) bool {
+	return n.removePod(uid) != nil
+}
+
+// removePod stops counting the pod with uid and returns it (nil when it
+// was not there).
+func (n *NodeInfo) removePod(uid types.UID) *PodInfo {
 	idx := -1
 	for i, p := range n.Pods {
 		if p.Pod.UID == uid {
@@ -334,7 +346,7 @@ func (n *NodeInfo) RemovePod(uid types.UID) bool {
 		}
 	}
 	if idx < 0 {
-		return false
+		return nil
 	}
 	n.gen++
 	pi := n.Pods[idx]
@@ -349,7 +361,7 @@ func (n *NodeInfo) RemovePod(uid types.UID) bool {
 			delete(n.usedPorts, p)
 		}
 	}
-	return true
+	return pi
 }
 
 // Clone returns a copy whose pod lists and sums can change independently.
@@ -397,11 +409,22 @@ type Snapshot struct {
 	// unchanged, so a decision does not re-match every pod of every node.
 	// It is invisible to callers: the results are the same without it.
 	memo map[string]*memoTable
+	// journal, in a snapshot the Cache keeps, records the node positions
+	// that changed, so that aggs are kept current by visiting only those
+	// (see aggregate.go); nil elsewhere.
+	journal *journal
+	aggs    map[string]*aggregate
+	// antiPods counts the pods with required anti-affinity, and
+	// scoringAffPods those with terms InterPodAffinity scores for other
+	// pods (required affinity, preferred affinity or anti-affinity), in a
+	// journaled snapshot, so that pods need not look for them when there
+	// are none.
+	antiPods, scoringAffPods int
 }
 
 type memoEntry struct {
 	n     int
-	pairs []topoPair
+	items []topoCount
 }
 
 type memoTable struct {

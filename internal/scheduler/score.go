@@ -174,6 +174,9 @@ func (c *cycle) imageLocality(ni *NodeInfo) int64 {
 func (c *cycle) interPodScores(nodes []*NodeInfo, out []int64) bool {
 	pi := c.pi
 	incoming := len(pi.PreferredAffinity)+len(pi.PreferredAntiAffinity) > 0
+	if !incoming && c.snap.journal != nil && c.snap.scoringAffPods == 0 {
+		return false // no term on either side: nothing to score
+	}
 	topo := map[topoPair]int64{}
 	podNS := c.nsLabels(c.pod.Namespace)
 	add := func(node *v1.Node, key string, w int64) {
