@@ -88,11 +88,30 @@ func (c *call) writeProtoObjects(lm metav1.ListMeta, objs []runtime.Object) erro
 	msgs := make([][]byte, len(objs))
 	for i, o := range objs {
 		var err error
-		if msgs[i], err = marshalProto(o); err != nil {
+		if msgs[i], _, err = c.protoObject(o); err != nil {
 			return err
 		}
 	}
 	return c.writeProtoList(lm, msgs)
+}
+
+// partialGVK is the kind of metadata-only objects.
+var partialGVK = metav1.SchemeGroupVersion.WithKind("PartialObjectMetadata")
+
+// isPartial reports whether the client asked for metadata only.
+func (c *call) isPartial() bool {
+	return c.out.as == "PartialObjectMetadata" || c.out.as == "PartialObjectMetadataList"
+}
+
+// protoObject returns the message and kind an object of the served kind is
+// sent as: the object itself, or its metadata only.
+func (c *call) protoObject(obj runtime.Object) ([]byte, schema.GroupVersionKind, error) {
+	if c.isPartial() {
+		msg, err := marshalProto(partial(obj))
+		return msg, partialGVK, err
+	}
+	msg, err := marshalProto(obj)
+	return msg, c.ep.gvk, err
 }
 
 // writeProtoList writes the list message made of msgs.
@@ -113,6 +132,9 @@ func (c *call) writeProtoList(lm metav1.ListMeta, msgs [][]byte) error {
 		raw = protowire.AppendBytes(raw, m)
 	}
 	gvk := c.ep.gvk
+	if c.isPartial() {
+		gvk = partialGVK
+	}
 	gvk.Kind += "List"
 	writeBytes(c.w, http.StatusOK, protobufType, protoEnvelope(gvk, raw))
 	return nil
@@ -135,9 +157,12 @@ func (c *call) protoWatchFrame(typ string, gvk schema.GroupVersionKind, msg []by
 // object of the watched kind carrying only the resourceVersion (and the
 // initial-events-end annotation).
 func (c *call) protoBookmark(rv string, initialEnd bool) ([]byte, error) {
-	obj, err := c.s.cfg.Scheme.New(c.ep.gvk)
-	if err != nil {
-		return nil, err
+	var obj runtime.Object = &metav1.PartialObjectMetadata{}
+	if !c.isPartial() {
+		var err error
+		if obj, err = c.s.cfg.Scheme.New(c.ep.gvk); err != nil {
+			return nil, err
+		}
 	}
 	acc, err := meta.Accessor(obj)
 	if err != nil {

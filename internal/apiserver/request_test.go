@@ -53,6 +53,7 @@ func TestNegotiate(t *testing.T) {
 		{"application/json;as=Unknown;v=v1;g=meta.k8s.io", output{}, true},
 		{"application/vnd.kubernetes.protobuf", output{proto: true}, false},
 		{"application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io, application/json", output{}, false},
+		{"application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json", output{proto: true, as: "PartialObjectMetadataList"}, false},
 		{"text/html", output{}, true},
 	}
 	for _, tc := range tests {

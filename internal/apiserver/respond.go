@@ -47,11 +47,17 @@ func negotiate(r *http.Request) (output, error) {
 		switch mt {
 		case "application/json", "application/yaml", "*/*", "application/*":
 		case protobufType:
-			if len(params) > 0 {
-				continue // protobuf tables and metadata lists: not served, try the next entry
-			}
 			o := out
 			o.proto = true
+			if as := params["as"]; as != "" || len(params) > 0 {
+				// Metadata-only objects and lists, which the garbage
+				// collector's informers ask for, have a protobuf form;
+				// tables here do not: try the next entry.
+				if (as != "PartialObjectMetadata" && as != "PartialObjectMetadataList") || params["g"] != "meta.k8s.io" || params["v"] != "v1" {
+					continue
+				}
+				o.as = as
+			}
 			return o, nil
 		default:
 			continue

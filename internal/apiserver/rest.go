@@ -311,11 +311,11 @@ func (c *call) respond(code int, obj runtime.Object) error {
 		return err
 	}
 	if c.out.proto {
-		msg, err := marshalProto(obj)
+		msg, gvk, err := c.protoObject(obj)
 		if err != nil {
 			return apierrors.NewInternalError(err)
 		}
-		writeBytes(c.w, code, protobufType, protoEnvelope(c.ep.gvk, msg))
+		writeBytes(c.w, code, protobufType, protoEnvelope(gvk, msg))
 		return nil
 	}
 	var v any = obj
@@ -340,7 +340,7 @@ func (c *call) respond(code int, obj runtime.Object) error {
 // respondItem writes a stored item, straight from its cached encoding when
 // no conversion is needed.
 func (c *call) respondItem(it *storage.Item) error {
-	if c.out.proto && c.ep.gvk == c.ep.storageGVK {
+	if c.out.proto && c.out.as == "" && c.ep.gvk == c.ep.storageGVK {
 		msg, err := c.itemProto(it)
 		if err != nil {
 			return apierrors.NewInternalError(err)
@@ -453,7 +453,7 @@ func (c *call) list() error {
 		return err
 	}
 	lm := metav1.ListMeta{ResourceVersion: strconv.FormatInt(res.ResourceVersion, 10), Continue: res.Continue, RemainingItemCount: res.RemainingItemCount}
-	if c.out.proto && c.ep.gvk == c.ep.storageGVK {
+	if c.out.proto && c.out.as == "" && c.ep.gvk == c.ep.storageGVK {
 		if err := c.writeProtoItems(lm, res.Items); err != nil {
 			return apierrors.NewInternalError(err)
 		}

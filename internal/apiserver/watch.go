@@ -85,10 +85,14 @@ func (c *call) watch() error {
 func (c *call) protoWatchEvent(ev storage.Event, _ *bool) ([]byte, error) {
 	var msg []byte
 	var err error
+	gvk := c.ep.gvk
 	switch {
 	case ev.Type == watch.Bookmark:
 		msg, err = c.protoBookmark(strconv.FormatInt(ev.RV, 10), ev.InitialEventsEnd)
-	case c.ep.gvk == c.ep.storageGVK:
+		if c.isPartial() {
+			gvk = partialGVK
+		}
+	case c.ep.gvk == c.ep.storageGVK && c.out.as == "":
 		msg, err = c.itemProto(ev.Item)
 	default:
 		var o runtime.Object
@@ -98,12 +102,12 @@ func (c *call) protoWatchEvent(ev storage.Event, _ *bool) ([]byte, error) {
 		if o, err = c.toServed(o); err != nil {
 			return nil, err
 		}
-		msg, err = marshalProto(o)
+		msg, gvk, err = c.protoObject(o)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return c.protoWatchFrame(string(ev.Type), c.ep.gvk, msg)
+	return c.protoWatchFrame(string(ev.Type), gvk, msg)
 }
 
 // watchFrame encodes one event, or returns nil for an event this client
