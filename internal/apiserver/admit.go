@@ -97,6 +97,19 @@ func (c *call) limitRanges(namespace string) ([]*corev1.LimitRange, error) {
 // what exists, which also returns charges of creates that failed after
 // admission.
 func (c *call) admitQuota(obj runtime.Object) error {
+	return c.admitQuotaChange(obj, nil)
+}
+
+// admitQuotaUpdate charges an update of a namespaced object for what it adds
+// to the usage (a Service becoming a NodePort or LoadBalancer, a claim
+// asking for more storage), as upstream's ResourceQuota admission does for
+// updates of the resource itself (not of its subresources).
+func (c *call) admitQuotaUpdate(prev, obj runtime.Object) error {
+	return c.admitQuotaChange(obj, prev)
+}
+
+// admitQuotaChange charges obj's usage, less prev's when obj replaces it.
+func (c *call) admitQuotaChange(obj, prev runtime.Object) error {
 	if !c.ep.res.Namespaced {
 		return nil
 	}
@@ -111,6 +124,9 @@ func (c *call) admitQuota(obj runtime.Object) error {
 		return err
 	}
 	usage := quota.Usage(gr, obj)
+	if prev != nil {
+		usage = quota.Increase(usage, quota.Usage(gr, prev))
+	}
 	type charge struct {
 		name  string
 		delta corev1.ResourceList
@@ -122,7 +138,7 @@ func (c *call) admitQuota(obj runtime.Object) error {
 			continue
 		}
 		delta := quota.Restrict(usage, q.Spec.Hard)
-		if pod, ok := obj.(*corev1.Pod); ok && !quota.IsTerminal(pod) {
+		if pod, ok := obj.(*corev1.Pod); ok && prev == nil && !quota.IsTerminal(pod) {
 			if missing := quota.MissingRequests(q.Spec.Hard, pod); len(missing) > 0 {
 				return apierrors.NewForbidden(c.ep.gr(), acc.GetName(),
 					fmt.Errorf("failed quota: %s: must specify %s", q.Name, joinSemi(missing)))

@@ -814,6 +814,11 @@ func (c *call) prepareUpdate(cur, next runtime.Object, sub string, trackFields b
 	if len(errs) > 0 {
 		return nil, apierrors.NewInvalid(c.ep.gvk.GroupKind(), c.info.Name, errs)
 	}
+	if sub == "" {
+		if err := c.admitQuotaUpdate(cur, next); err != nil {
+			return nil, err
+		}
+	}
 	if trackFields {
 		next = c.ep.manager(sub).UpdateNoErrors(cur, next, c.fieldManager)
 	}

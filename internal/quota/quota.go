@@ -165,6 +165,24 @@ func Restrict(l, hard corev1.ResourceList) corev1.ResourceList {
 	return out
 }
 
+// Increase returns what grew from old to cur: for every resource of cur,
+// cur - old where that is positive. An update is charged only for what it
+// adds, as upstream's quota admission does; what it frees is returned when
+// the resourcequota controller recomputes usage.
+func Increase(cur, old corev1.ResourceList) corev1.ResourceList {
+	out := corev1.ResourceList{}
+	for k, v := range cur {
+		d := v.DeepCopy()
+		if o, ok := old[k]; ok {
+			d.Sub(o)
+		}
+		if d.Sign() > 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
 // Add returns a + b.
 func Add(a, b corev1.ResourceList) corev1.ResourceList {
 	out := corev1.ResourceList{}

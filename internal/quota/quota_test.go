@@ -74,3 +74,20 @@ func TestMissingRequests(t *testing.T) {
 		t.Errorf("got %v, want [limits.memory for: web,side requests.cpu for: web]", got)
 	}
 }
+
+func TestIncrease(t *testing.T) {
+	tests := []struct {
+		cur, old, want corev1.ResourceList
+	}{
+		{rl("services.nodeports", "2"), rl("services.nodeports", "0"), rl("services.nodeports", "2")},
+		{rl("requests.storage", "5Gi"), rl("requests.storage", "10Gi"), rl()},
+		{rl("requests.cpu", "500m", "requests.memory", "1Gi"), rl("requests.cpu", "200m", "requests.memory", "1Gi"), rl("requests.cpu", "300m")},
+		{rl("count/services", "1"), rl(), rl("count/services", "1")},
+	}
+	for _, tc := range tests {
+		got := Increase(tc.cur, tc.old)
+		if Format(got) != Format(tc.want) {
+			t.Errorf("Increase(%s, %s): got %s, want %s", Format(tc.cur), Format(tc.old), Format(got), Format(tc.want))
+		}
+	}
+}

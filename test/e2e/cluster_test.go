@@ -207,6 +207,27 @@ spec:
 	if err == nil || !strings.Contains(errOut, "exceeded quota: compute, requested: pods=1, used: pods=1, limited: pods=1") {
 		t.Errorf("second pod: got err=%v %q, want refused with exceeded quota", err, errOut)
 	}
+
+	// An update is charged for what it adds: a ClusterIP Service fits a
+	// quota of no NodePorts, turning it into a NodePort Service does not.
+	applyYAML(t, c, `apiVersion: v1
+kind: ResourceQuota
+metadata: {name: ports, namespace: q}
+spec:
+  hard: {services.nodeports: "0"}
+`)
+	framework.WaitFor(t, 30*time.Second, func() (bool, string) {
+		got := jsonpath(t, c, "-n", "q", "get", "resourcequota", "ports", "-o", "jsonpath={.status.hard.services\\.nodeports}")
+		return got == "0", got
+	})
+	kubectlOK(t, c, "-n", "q", "create", "service", "clusterip", "web", "--tcp=80:8080")
+	_, errOut, err = c.Kubectl("-n", "q", "patch", "service", "web", "-p", `{"spec":{"type":"NodePort"}}`)
+	if err == nil || !strings.Contains(errOut, "exceeded quota: ports, requested: services.nodeports=1, used: services.nodeports=0, limited: services.nodeports=0") {
+		t.Errorf("service to NodePort: got err=%v %q, want refused with exceeded quota", err, errOut)
+	}
+	if got := jsonpath(t, c, "-n", "q", "get", "service", "web", "-o", "jsonpath={.spec.type}"); got != "ClusterIP" {
+		t.Errorf("service type after the refused patch: got %q, want ClusterIP", got)
+	}
 }
 
 // TestNodeLoss: a node whose heartbeats stop goes NotReady (Unknown) with
