@@ -201,6 +201,11 @@ func (c *Controller) Sync(ctx context.Context, key string) error {
 	indexed := isIndexed(job)
 	completions := int(ptr.Deref(job.Spec.Completions, 0))
 	completed := ParseIndexes(st.CompletedIndexes, completions)
+	perIndex := indexed && job.Spec.BackoffLimitPerIndex != nil
+	failedIx := Indexes{}
+	if perIndex {
+		failedIx = ParseIndexes(ptr.Deref(st.FailedIndexes, ""), completions)
+	}
 
 	// Phase 1: record newly finished pods in uncountedTerminatedPods, the
 	// durable note that they are being counted.
@@ -241,6 +246,15 @@ func (c *Controller) Sync(ctx context.Context, key string) error {
 			if action != nil && *action == batchv1.PodFailurePolicyActionFailJob && failJobMsg == "" {
 				failJobMsg = msg
 			}
+			if perIndex {
+				ix := podIndex(p)
+				failIndex := action != nil && *action == batchv1.PodFailurePolicyActionFailIndex
+				if ix >= 0 && ix < completions && !completed[ix] && !failedIx[ix] &&
+					IndexFailed(podFailureCount(p), *job.Spec.BackoffLimitPerIndex, failIndex) {
+					failedIx[ix] = true
+					c.log.Info("job index failed", "job", key, "index", ix, "failures", podFailureCount(p)+1, "failIndexRule", failIndex)
+				}
+			}
 			st.UncountedTerminatedPods.Failed = append(st.UncountedTerminatedPods.Failed, p.UID)
 			rec.failures++
 			rec.lastFailure = finishTime(p, now)
@@ -250,6 +264,9 @@ func (c *Controller) Sync(ctx context.Context, key string) error {
 	c.setRecord(job.UID, rec)
 	if indexed {
 		st.CompletedIndexes = completed.String()
+	}
+	if perIndex {
+		st.FailedIndexes = ptr.To(failedIx.String())
 	}
 	if failJobMsg != "" && findCondition(job, batchv1.JobFailureTarget) == nil {
 		setCondition(job, batchv1.JobFailureTarget, reasonPodFailurePolicy, failJobMsg, now)
@@ -325,6 +342,11 @@ func (c *Controller) Sync(ctx context.Context, key string) error {
 				requeue = deadline.Sub(now)
 			}
 		}
+		if perIndex && findCondition(job, batchv1.JobFailureTarget) == nil {
+			if reason, msg := FailedIndexesOutcome(completions, completed, failedIx, job.Spec.MaxFailedIndexes); reason != "" {
+				setCondition(job, batchv1.JobFailureTarget, reason, msg, now)
+			}
+		}
 		if findCondition(job, batchv1.JobFailureTarget) == nil && succeededEnough(job, int(st.Succeeded), len(active)) {
 			setCondition(job, batchv1.JobSuccessCriteriaMet, reasonCompletionsReached, "Reached expected number of succeeded pods", now)
 		}
@@ -362,7 +384,7 @@ func (c *Controller) Sync(ctx context.Context, key string) error {
 			}
 		}
 		if c.expect.Satisfied(key) && pending == 0 {
-			wait, err := c.manage(ctx, key, job, active, completed, rec, now)
+			wait, err := c.manage(ctx, key, job, pods, active, completed, failedIx, rec, now)
 			if err != nil {
 				errs = append(errs, err)
 			}
@@ -471,18 +493,21 @@ func finishTime(p *corev1.Pod, now time.Time) time.Time {
 
 // manage creates or deletes pods so that the job runs as many as it
 // should; it returns how long creation must wait for backoff.
-func (c *Controller) manage(ctx context.Context, key string, job *batchv1.Job, active []*corev1.Pod, completed Indexes, rec backoffRecord, now time.Time) (time.Duration, error) {
+func (c *Controller) manage(ctx context.Context, key string, job *batchv1.Job, pods, active []*corev1.Pod, completed, failedIx Indexes, rec backoffRecord, now time.Time) (time.Duration, error) {
 	parallelism := int(ptr.Deref(job.Spec.Parallelism, 1))
 	indexed := isIndexed(job)
+	perIndex := indexed && job.Spec.BackoffLimitPerIndex != nil
 	var create []int // indexes to create (-1: non-indexed)
 	var excess []*corev1.Pod
+	var failures map[int]IndexFailures
+	var indexWait time.Duration // shortest per-index backoff still running
 	if indexed {
 		completions := int(ptr.Deref(job.Spec.Completions, 0))
 		running := map[int]bool{}
 		var keep []*corev1.Pod
 		for _, p := range active {
 			ix := podIndex(p)
-			if ix < 0 || ix >= completions || completed[ix] || running[ix] {
+			if ix < 0 || ix >= completions || completed[ix] || failedIx[ix] || running[ix] {
 				excess = append(excess, p)
 				continue
 			}
@@ -494,11 +519,22 @@ func (c *Controller) manage(ctx context.Context, key string, job *batchv1.Job, a
 			excess = append(excess, keep[:len(keep)-parallelism]...)
 			keep = keep[len(keep)-parallelism:]
 		}
-		for ix := 0; ix < completions && len(keep)+len(create) < parallelism; ix++ {
-			if !completed[ix] && !running[ix] {
-				create = append(create, ix)
+		waiting := Indexes{}
+		if perIndex {
+			failures = CountIndexFailures(job, pods, now)
+			for ix, f := range failures {
+				if ix >= completions || completed[ix] || failedIx[ix] || running[ix] {
+					continue
+				}
+				if w := RemainingBackoff(f.Count, f.Last, now); w > 0 {
+					waiting[ix] = true
+					if indexWait == 0 || w < indexWait {
+						indexWait = w
+					}
+				}
 			}
 		}
+		create = IndexesToCreate(completions, max(parallelism-len(keep), 0), completed, failedIx, running, waiting)
 	} else {
 		want := parallelism
 		if job.Spec.Completions != nil {
@@ -521,9 +557,11 @@ func (c *Controller) manage(ctx context.Context, key string, job *batchv1.Job, a
 		errs = append(errs, c.deletePods(ctx, key, job, excess)...)
 	}
 	if len(create) == 0 {
-		return 0, errors.Join(errs...)
+		return indexWait, errors.Join(errs...)
 	}
-	if wait := RemainingBackoff(rec.failures, rec.lastFailure, now); wait > 0 {
+	// With backoffLimitPerIndex each index waits out its own backoff
+	// (above) instead of the job's.
+	if wait := RemainingBackoff(rec.failures, rec.lastFailure, now); !perIndex && wait > 0 {
 		return wait, errors.Join(errs...)
 	}
 	if len(create) > maxCreatesPerSync {
@@ -539,7 +577,11 @@ func (c *Controller) manage(ctx context.Context, key string, job *batchv1.Job, a
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if _, err := c.podCtrl.CreatePod(ctx, newPod(job, ix), job); err != nil {
+			failCount := -1
+			if perIndex {
+				failCount = failures[ix].Count
+			}
+			if _, err := c.podCtrl.CreatePod(ctx, newPod(job, ix, failCount), job); err != nil {
 				c.expect.CreationObserved(key)
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("create pod of job %s: %w", key, err))
@@ -549,7 +591,7 @@ func (c *Controller) manage(ctx context.Context, key string, job *batchv1.Job, a
 	}
 	wg.Wait()
 	c.log.Info("created job pods", "job", key, "count", len(create))
-	return 0, errors.Join(errs...)
+	return indexWait, errors.Join(errs...)
 }
 
 func (c *Controller) deletePods(ctx context.Context, key string, job *batchv1.Job, pods []*corev1.Pod) []error {
@@ -562,8 +604,9 @@ func (c *Controller) deletePods(ctx context.Context, key string, job *batchv1.Jo
 	return errs
 }
 
-// newPod is a pod of the job; ix >= 0 is its completion index.
-func newPod(job *batchv1.Job, ix int) *corev1.Pod {
+// newPod is a pod of the job; ix >= 0 is its completion index and
+// failCount >= 0 the failures of that index so far (backoffLimitPerIndex).
+func newPod(job *batchv1.Job, ix, failCount int) *corev1.Pod {
 	p := controller.PodFromTemplate(&job.Spec.Template, job, metav1.NewControllerRef(job, controllerKind))
 	p.Finalizers = append(p.Finalizers, batchv1.JobTrackingFinalizer)
 	if ix < 0 {
@@ -578,6 +621,9 @@ func newPod(job *batchv1.Job, ix int) *corev1.Pod {
 	}
 	p.Annotations[batchv1.JobCompletionIndexAnnotation] = s
 	p.Labels[batchv1.JobCompletionIndexAnnotation] = s
+	if failCount >= 0 {
+		p.Annotations[IndexFailureCountAnnotation] = strconv.Itoa(failCount)
+	}
 	p.GenerateName = job.Name + "-" + s + "-"
 	p.Spec.Hostname = job.Name + "-" + s
 	env := corev1.EnvVar{Name: "JOB_COMPLETION_INDEX", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{
@@ -659,6 +705,7 @@ func setCondition(job *batchv1.Job, t batchv1.JobConditionType, reason, msg stri
 func statusEqual(a, b *batchv1.JobStatus) bool {
 	if a.Active != b.Active || a.Succeeded != b.Succeeded || a.Failed != b.Failed || ptr.Deref(a.Ready, -1) != ptr.Deref(b.Ready, -1) ||
 		ptr.Deref(a.Terminating, -1) != ptr.Deref(b.Terminating, -1) || a.CompletedIndexes != b.CompletedIndexes ||
+		!ptr.Equal(a.FailedIndexes, b.FailedIndexes) ||
 		!ptr.Equal(a.StartTime, b.StartTime) || !ptr.Equal(a.CompletionTime, b.CompletionTime) || len(a.Conditions) != len(b.Conditions) {
 		return false
 	}

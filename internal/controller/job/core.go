@@ -163,3 +163,100 @@ func podIndex(p *corev1.Pod) int {
 	}
 	return n
 }
+
+// IndexFailureCountAnnotation holds, on each pod of a job with
+// backoffLimitPerIndex, how many counted failures its index had before the
+// pod was created.
+const IndexFailureCountAnnotation = "batch.kubernetes.io/job-index-failure-count"
+
+// Reasons of the FailureTarget/Failed conditions of backoff limit per index.
+const (
+	ReasonMaxFailedIndexesExceeded = "MaxFailedIndexesExceeded"
+	ReasonFailedIndexes            = "FailedIndexes"
+)
+
+// IndexesToCreate lists, lowest first, at most limit indexes below
+// completions that are in none of the skip sets (completed, failed,
+// running, waiting for backoff...).
+func IndexesToCreate(completions, limit int, skip ...Indexes) []int {
+	var out []int
+	for ix := 0; ix < completions && len(out) < limit; ix++ {
+		if !slices.ContainsFunc(skip, func(s Indexes) bool { return s[ix] }) {
+			out = append(out, ix)
+		}
+	}
+	return out
+}
+
+// IndexFailed reports whether a counted failure of a pod that carried
+// prevFailures in its failure-count annotation marks its index failed:
+// either the policy said FailIndex, or the index has now failed more than
+// backoffLimitPerIndex times.
+func IndexFailed(prevFailures int, backoffLimitPerIndex int32, failIndex bool) bool {
+	return failIndex || prevFailures+1 > int(backoffLimitPerIndex)
+}
+
+// FailedIndexesOutcome is the FailureTarget reason and message for a job
+// with backoffLimitPerIndex, or "" while it may go on: more failed indexes
+// than maxFailedIndexes fail it at once; otherwise, once every index has
+// completed or failed and at least one failed, it fails with FailedIndexes.
+func FailedIndexesOutcome(completions int, completed, failed Indexes, maxFailedIndexes *int32) (reason, msg string) {
+	nFailed := 0
+	done := 0
+	for ix := 0; ix < completions; ix++ {
+		switch {
+		case failed[ix]:
+			nFailed++
+			done++
+		case completed[ix]:
+			done++
+		}
+	}
+	switch {
+	case maxFailedIndexes != nil && nFailed > int(*maxFailedIndexes):
+		return ReasonMaxFailedIndexesExceeded, "Job has exceeded the specified maximal number of failed indexes"
+	case nFailed > 0 && done >= completions:
+		return ReasonFailedIndexes, "Job has failed indexes"
+	}
+	return "", ""
+}
+
+// IndexFailures is what the failed pods of one index tell: the counted
+// failures so far (the failure-count annotation of its next pod) and when
+// the latest of them ended.
+type IndexFailures struct {
+	Count int
+	Last  time.Time
+}
+
+// CountIndexFailures reads, per index, the failures of an Indexed job's
+// pods: a failed pod (not ignored by the pod failure policy) that carried
+// count n in its annotation means the index failed n+1 times. now stands in
+// for unknown finish times.
+func CountIndexFailures(job *batchv1.Job, pods []*corev1.Pod, now time.Time) map[int]IndexFailures {
+	out := map[int]IndexFailures{}
+	for _, p := range pods {
+		ix := podIndex(p)
+		if ix < 0 || !podFailed(job, p) {
+			continue
+		}
+		if a, _ := MatchPodFailurePolicy(job.Spec.PodFailurePolicy, p); a != nil && *a == batchv1.PodFailurePolicyActionIgnore {
+			continue
+		}
+		n := podFailureCount(p) + 1
+		t := finishTime(p, now)
+		if cur, ok := out[ix]; !ok || n > cur.Count || (n == cur.Count && t.After(cur.Last)) {
+			out[ix] = IndexFailures{Count: n, Last: t}
+		}
+	}
+	return out
+}
+
+// podFailureCount is the pod's failure-count annotation, 0 when absent or bad.
+func podFailureCount(p *corev1.Pod) int {
+	n, err := strconv.Atoi(p.Annotations[IndexFailureCountAnnotation])
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
