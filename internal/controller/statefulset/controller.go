@@ -177,7 +177,11 @@ func (c *Controller) Sync(ctx context.Context, key string) error {
 		}
 	}
 
-	plan := Decide(PlanInput{Set: set, Pods: pods, UpdateRevision: updateRev.Name})
+	plan := Decide(PlanInput{Set: set, Pods: pods, UpdateRevision: updateRev.Name, Now: c.clock.Now()})
+	if plan.RequeueAfter > 0 {
+		// A Ready pod becomes available with no event of its own.
+		c.queue.AddAfter(key, plan.RequeueAfter)
+	}
 	var errs []error
 	for _, p := range plan.Delete {
 		if err := c.condemnClaims(ctx, set, p); err != nil {
@@ -413,9 +417,6 @@ func (c *Controller) updateStatus(ctx context.Context, cached *appsv1.StatefulSe
 	_, err := c.client.AppsV1().StatefulSets(set.Namespace).UpdateStatus(ctx, set, metav1.UpdateOptions{})
 	if err != nil {
 		return fmt.Errorf("update status of statefulset %s/%s: %w", set.Namespace, set.Name, err)
-	}
-	if set.Spec.MinReadySeconds > 0 && st.AvailableReplicas < st.ReadyReplicas {
-		c.queue.AddAfter(controller.KeyFunc(set), time.Duration(set.Spec.MinReadySeconds)*time.Second)
 	}
 	return nil
 }

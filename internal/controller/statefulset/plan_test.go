@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 )
 
@@ -118,4 +119,97 @@ func TestUseCurrentRevision(t *testing.T) {
 		}
 	}
 	_ = fmt.Sprint()
+}
+
+// readyFor is a running pod of revision rev that has been Ready for d
+// before testNow (d < 0: Running but not Ready).
+func readyFor(ord int, rev string, d time.Duration) *corev1.Pod {
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: PodName("web", ord), Labels: map[string]string{appsv1.StatefulSetRevisionLabel: rev}}}
+	p.Status.Phase = corev1.PodRunning
+	if d >= 0 {
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue,
+			LastTransitionTime: metav1.NewTime(testNow.Add(-d))}}
+	}
+	return p
+}
+
+var testNow = time.Unix(1_000_000, 0)
+
+func TestDecideMinReadySecondsAndMaxUnavailable(t *testing.T) {
+	const s = time.Second
+	withSet := func(n int32, policy appsv1.PodManagementPolicyType, minReady int32, maxU *intstr.IntOrString, part int32) *appsv1.StatefulSet {
+		set := testSet(n, policy)
+		set.Spec.MinReadySeconds = minReady
+		set.Spec.UpdateStrategy.RollingUpdate.MaxUnavailable = maxU
+		set.Spec.UpdateStrategy.RollingUpdate.Partition = ptr.To(part)
+		return set
+	}
+	two, fifty := ptr.To(intstr.FromInt32(2)), ptr.To(intstr.FromString("50%"))
+	tests := []struct {
+		name        string
+		set         *appsv1.StatefulSet
+		pods        []*corev1.Pod
+		wantCreate  []int
+		wantDelete  []string
+		wantRequeue time.Duration
+	}{
+		{"ordered waits for ready pod to be available", withSet(3, "", 10, nil, 0),
+			[]*corev1.Pod{readyFor(0, "new", 4*s)}, nil, nil, 6*s + time.Millisecond},
+		{"ordered creates next once available", withSet(3, "", 10, nil, 0),
+			[]*corev1.Pod{readyFor(0, "new", 11*s)}, []int{1}, nil, 0},
+		{"parallel does not wait for availability", withSet(2, appsv1.ParallelPodManagement, 10, nil, 0),
+			[]*corev1.Pod{readyFor(0, "new", 1*s)}, []int{1}, nil, 9*s + time.Millisecond},
+		{"ordered scale down waits for availability", withSet(1, "", 10, nil, 0),
+			[]*corev1.Pod{readyFor(0, "new", 2*s), readyFor(1, "new", time.Hour)}, nil, nil, 8*s + time.Millisecond},
+		{"rolling update waits for updated pod to be available", withSet(3, "", 10, nil, 0),
+			[]*corev1.Pod{readyFor(0, "old", time.Hour), readyFor(1, "old", time.Hour), readyFor(2, "new", 5*s)}, nil, nil, 5*s + time.Millisecond},
+		{"rolling update moves on once available", withSet(3, "", 10, nil, 0),
+			[]*corev1.Pod{readyFor(0, "old", time.Hour), readyFor(1, "old", time.Hour), readyFor(2, "new", 11*s)}, nil, []string{"web-1"}, 0},
+		{"maxUnavailable 2 deletes two highest", withSet(5, "", 0, two, 0),
+			[]*corev1.Pod{readyFor(0, "old", s), readyFor(1, "old", s), readyFor(2, "old", s), readyFor(3, "old", s), readyFor(4, "old", s)}, nil, []string{"web-4", "web-3"}, 0},
+		{"maxUnavailable 50% of 5 rounds down to 2", withSet(5, "", 0, fifty, 0),
+			[]*corev1.Pod{readyFor(0, "old", s), readyFor(1, "old", s), readyFor(2, "old", s), readyFor(3, "old", s), readyFor(4, "old", s)}, nil, []string{"web-4", "web-3"}, 0},
+		{"maxUnavailable 10% is at least 1", withSet(3, "", 0, ptr.To(intstr.FromString("10%")), 0),
+			[]*corev1.Pod{readyFor(0, "old", s), readyFor(1, "old", s), readyFor(2, "old", s)}, nil, []string{"web-2"}, 0},
+		{"maxUnavailable stops at partition", withSet(5, "", 0, ptr.To(intstr.FromInt32(3)), 3),
+			[]*corev1.Pod{readyFor(0, "old", s), readyFor(1, "old", s), readyFor(2, "old", s), readyFor(3, "old", s), readyFor(4, "old", s)}, nil, []string{"web-4", "web-3"}, 0},
+		{"ordered batch waits for every replaced pod", withSet(5, "", 0, two, 0),
+			[]*corev1.Pod{readyFor(0, "old", s), readyFor(1, "old", s), readyFor(2, "old", s), readyFor(3, "new", s), readyFor(4, "new", -1)}, nil, nil, 0},
+		{"parallel keeps a window: one unavailable leaves room for one", withSet(5, appsv1.ParallelPodManagement, 0, two, 0),
+			[]*corev1.Pod{readyFor(0, "old", s), readyFor(1, "old", s), readyFor(2, "old", s), readyFor(3, "new", s), readyFor(4, "new", -1)}, nil, []string{"web-2"}, 0},
+		{"parallel counts unavailable pods below the partition", withSet(5, appsv1.ParallelPodManagement, 0, two, 3),
+			[]*corev1.Pod{readyFor(0, "old", -1), readyFor(1, "old", -1), readyFor(2, "old", s), readyFor(3, "old", s), readyFor(4, "old", s)}, nil, nil, 0},
+		{"parallel counts not-yet-available pods", withSet(3, appsv1.ParallelPodManagement, 30, two, 0),
+			[]*corev1.Pod{readyFor(0, "old", time.Hour), readyFor(1, "new", 10*s), readyFor(2, "new", 20*s)}, nil, nil, 10*s + time.Millisecond},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			plan := Decide(PlanInput{Set: tc.set, Pods: tc.pods, UpdateRevision: "new", Now: testNow})
+			var del []string
+			for _, p := range plan.Delete {
+				del = append(del, p.Name)
+			}
+			if !slices.Equal(plan.Create, tc.wantCreate) || !slices.Equal(del, tc.wantDelete) || plan.RequeueAfter != tc.wantRequeue {
+				t.Errorf("got create %v delete %v requeue %v (wait %q), want create %v delete %v requeue %v",
+					plan.Create, del, plan.RequeueAfter, plan.Wait, tc.wantCreate, tc.wantDelete, tc.wantRequeue)
+			}
+		})
+	}
+}
+
+func TestMaxUnavailable(t *testing.T) {
+	for _, tc := range []struct {
+		replicas int32
+		v        *intstr.IntOrString
+		want     int
+	}{
+		{5, nil, 1}, {5, ptr.To(intstr.FromInt32(3)), 3}, {5, ptr.To(intstr.FromString("50%")), 2},
+		{10, ptr.To(intstr.FromString("25%")), 2}, {3, ptr.To(intstr.FromString("10%")), 1}, {4, ptr.To(intstr.FromString("100%")), 4},
+	} {
+		set := testSet(tc.replicas, "")
+		set.Spec.UpdateStrategy.RollingUpdate.MaxUnavailable = tc.v
+		if got := MaxUnavailable(set); got != tc.want {
+			t.Errorf("replicas %d maxUnavailable %v: got %d, want %d", tc.replicas, tc.v, got, tc.want)
+		}
+	}
 }
