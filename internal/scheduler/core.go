@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 )
 
 // Upstream's adaptive percentageOfNodesToScore: at least this many
@@ -154,16 +155,21 @@ const (
 type Candidate struct {
 	Node    string
 	Victims []*v1.Pod
-	// PDBViolations is how many victims a PodDisruptionBudget protects
-	// (always 0: Skiff does not weigh budgets yet).
+	// PDBViolations is how many of the victims a PodDisruptionBudget
+	// protects: evicting them takes a budget's disruptions allowed below
+	// zero.
 	PDBViolations int
 }
 
 // Preempt decides, purely, whether evicting lower-priority pods lets pod
-// (which failed with fitErr) fit, and where. It returns the chosen
-// candidate, or nil and the message upstream would add to the
-// FailedScheduling event ("preemption: ...").
-func Preempt(snap *Snapshot, pod *v1.Pod, fitErr *FitError) (*Candidate, string) {
+// (which failed with fitErr) fit, and where. pdbs are the cluster's
+// PodDisruptionBudgets (read, never changed): on each node the victims
+// whose eviction would violate one are reprieved first, and the candidate
+// with the fewest violations wins. Budgets never forbid preemption; they
+// only steer it, as upstream's. It returns the chosen candidate, or nil
+// and the message upstream would add to the FailedScheduling event
+// ("preemption: ...").
+func Preempt(snap *Snapshot, pod *v1.Pod, fitErr *FitError, pdbs []*policyv1.PodDisruptionBudget) (*Candidate, string) {
 	if pod.Spec.PreemptionPolicy != nil && *pod.Spec.PreemptionPolicy == v1.PreemptNever {
 		return nil, "preemption: " + msgPreemptNever
 	}
@@ -186,6 +192,7 @@ func Preempt(snap *Snapshot, pod *v1.Pod, fitErr *FitError) (*Candidate, string)
 	pi := NewPodInfo(pod)
 	needsGlobal := len(pod.Spec.TopologySpreadConstraints) > 0 || len(pi.RequiredAffinity)+len(pi.RequiredAntiAffinity) > 0
 	shared := newCycle(snap, pod)
+	budgets := newBudgets(pdbs)
 	if !needsGlobal {
 		for _, ni := range snap.Nodes {
 			if len(ni.PodsWithRequiredAntiAffinity) > 0 {
@@ -204,12 +211,12 @@ func Preempt(snap *Snapshot, pod *v1.Pod, fitErr *FitError) (*Candidate, string)
 		if len(candidates) >= want {
 			continue
 		}
-		victims, ok := selectVictims(snap, idx, pod, prio, shared, needsGlobal)
+		victims, violations, ok := selectVictims(snap, idx, pod, prio, shared, needsGlobal, budgets)
 		if !ok {
 			statuses[name] = fail(Unschedulable, "DefaultPreemption", ReasonNoVictims)
 			continue
 		}
-		candidates = append(candidates, &Candidate{Node: name, Victims: victims})
+		candidates = append(candidates, &Candidate{Node: name, Victims: victims, PDBViolations: violations})
 	}
 	if len(candidates) == 0 {
 		fe := &FitError{NumAllNodes: len(snap.Nodes), Statuses: statuses}
@@ -237,8 +244,11 @@ func podPriority(p *v1.Pod) int32 {
 }
 
 // selectVictims removes every lower-priority pod from node idx, checks the
-// preemptor fits, then puts back as many as possible, most important first.
-func selectVictims(snap *Snapshot, idx int, pod *v1.Pod, prio int32, shared *cycle, needsGlobal bool) ([]*v1.Pod, bool) {
+// preemptor fits, then puts back as many as possible, most important
+// first: first those whose eviction would violate a PodDisruptionBudget,
+// then the others. It returns the victims, most important first, and how
+// many of them violate a budget.
+func selectVictims(snap *Snapshot, idx int, pod *v1.Pod, prio int32, shared *cycle, needsGlobal bool, budgets []budget) ([]*v1.Pod, int, bool) {
 	orig := snap.Nodes[idx]
 	ni := orig.Clone()
 	var lower []*PodInfo
@@ -249,7 +259,7 @@ func selectVictims(snap *Snapshot, idx int, pod *v1.Pod, prio int32, shared *cyc
 		}
 	}
 	if len(lower) == 0 {
-		return nil, false
+		return nil, 0, false
 	}
 	fits := func() bool {
 		c := shared
@@ -265,18 +275,39 @@ func selectVictims(snap *Snapshot, idx int, pod *v1.Pod, prio int32, shared *cyc
 		return c.filter(ni) == nil
 	}
 	if !fits() {
-		return nil, false
+		return nil, 0, false
 	}
 	sort.SliceStable(lower, func(i, j int) bool { return moreImportant(lower[i], lower[j]) })
-	var victims []*v1.Pod
-	for _, p := range lower {
+	violating, nonViolating := splitByBudget(lower, budgets)
+	var victims []*PodInfo
+	// reprieve puts p back; if the preemptor no longer fits, p stays a
+	// victim and reprieve reports false.
+	reprieve := func(p *PodInfo) bool {
 		ni.AddPod(p)
-		if !fits() {
-			ni.RemovePod(p.Pod.UID)
-			victims = append(victims, p.Pod)
+		if fits() {
+			return true
+		}
+		ni.RemovePod(p.Pod.UID)
+		victims = append(victims, p)
+		return false
+	}
+	violations := 0
+	for _, p := range violating {
+		if !reprieve(p) {
+			violations++
 		}
 	}
-	return victims, true
+	for _, p := range nonViolating {
+		reprieve(p)
+	}
+	// Victims were gathered violating first; report them most important
+	// first, as upstream does after reprieving.
+	sort.SliceStable(victims, func(i, j int) bool { return moreImportant(victims[i], victims[j]) })
+	out := make([]*v1.Pod, len(victims))
+	for i, p := range victims {
+		out[i] = p.Pod
+	}
+	return out, violations, true
 }
 
 // moreImportant orders pods by priority, then earlier start.

@@ -59,7 +59,7 @@ func TestFailedSchedulingMessage(t *testing.T) {
 				t.Fatalf("got node %q, want a failure", d.Node)
 			}
 			if len(snap.Nodes) > 0 {
-				cand, msg := Preempt(snap, tt.pod, d.FitError)
+				cand, msg := Preempt(snap, tt.pod, d.FitError, nil)
 				if cand != nil {
 					t.Fatalf("got preemption candidate %s, want none", cand.Node)
 				}
@@ -168,7 +168,7 @@ func TestPreemptionCandidateChoice(t *testing.T) {
 			if d.FitError == nil {
 				t.Fatalf("got node %q, want a failure first", d.Node)
 			}
-			cand, msg := Preempt(snap, tt.pod, d.FitError)
+			cand, msg := Preempt(snap, tt.pod, d.FitError, nil)
 			if cand == nil {
 				t.Fatalf("got no candidate (%s), want %s", msg, tt.want)
 			}

@@ -11,7 +11,8 @@
 //     chosen node or a FitError whose message reads as upstream's. It does
 //     no I/O and reads no clock; the rotating start index is an input and
 //     an output. Preempt picks, again purely, the node and victims whose
-//     eviction lets a pod fit.
+//     eviction lets a pod fit, weighing the PodDisruptionBudgets it is
+//     given as values (fewest violations first, as upstream).
 //   - The Cache keeps a Snapshot current incrementally from informer
 //     events and from the scheduler's own assumptions (a pod counted on its
 //     node the moment it is chosen, before the API server confirms the
@@ -23,8 +24,8 @@
 //     one, not all of them (aggregate.go). Every change to a NodeInfo in
 //     that snapshot must go through the Cache, which records it; a
 //     namespace's labels changing drops everything derived.
-//   - The Scheduler ties them to the API: informers for pods, nodes and
-//     namespaces; the Queue (active by priority then time, backoff 1s
+//   - The Scheduler ties them to the API: informers for pods, nodes,
+//     namespaces and PodDisruptionBudgets (read when preempting); the Queue (active by priority then time, backoff 1s
 //     doubling to 10s, unschedulable pods retried on node and pod events or
 //     after 5 minutes); one scheduling loop; bindings, events and status
 //     patches done asynchronously so the loop never waits for the API.

@@ -5,22 +5,25 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"log/slog"
 	"os"
 	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	policylisters "k8s.io/client-go/listers/policy/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/leaderelection"
@@ -58,7 +61,10 @@ type Config struct {
 	// Informers, when set, is a started-elsewhere informer factory shared
 	// with other components of the process (one cache of pods and nodes
 	// instead of one each); the scheduler then neither creates nor shuts
-	// down its own, and removes its handlers when it stops leading.
+	// down its own, and removes its handlers when it stops leading. The
+	// scheduler requests from it the informers for pods, nodes,
+	// namespaces and policy/v1 PodDisruptionBudgets, and calls its Start
+	// so any of them not yet running start.
 	Informers informers.SharedInformerFactory
 }
 
@@ -71,6 +77,7 @@ type Scheduler struct {
 	cache  *Cache
 
 	podLister corelisters.PodLister
+	pdbLister policylisters.PodDisruptionBudgetLister
 	recorder  record.EventRecorder
 	next      int // Decision.NextStart of the last attempt
 	sem       chan struct{}
@@ -180,7 +187,11 @@ func (s *Scheduler) run(ctx context.Context) error {
 	podInformer := factory.Core().V1().Pods()
 	nodeInformer := factory.Core().V1().Nodes()
 	nsInformer := factory.Core().V1().Namespaces()
+	// Preemption reads PodDisruptionBudgets when it decides; no handler,
+	// as upstream's: a budget changing does not retry pods.
+	pdbInformer := factory.Policy().V1().PodDisruptionBudgets()
 	s.podLister = podInformer.Lister()
+	s.pdbLister = pdbInformer.Lister()
 	var regs []cache.InformerSynced
 	podReg, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { s.onPod(nil, obj.(*v1.Pod)) },
@@ -228,7 +239,7 @@ func (s *Scheduler) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("namespace handler: %w", err)
 	}
-	regs = append(regs, podReg.HasSynced, nodeReg.HasSynced, nsReg.HasSynced)
+	regs = append(regs, podReg.HasSynced, nodeReg.HasSynced, nsReg.HasSynced, pdbInformer.Informer().HasSynced)
 	if shared {
 		// The informers outlive this term of leadership; the handlers
 		// must not.
@@ -349,7 +360,7 @@ func (s *Scheduler) scheduleOne(ctx context.Context) bool {
 		d = Schedule(snap, pod, s.next)
 		s.next = d.NextStart
 		if d.FitError != nil && len(snap.Nodes) > 0 {
-			cand, preemptMsg = Preempt(snap, pod, d.FitError)
+			cand, preemptMsg = Preempt(snap, pod, d.FitError, s.listPDBs())
 		}
 	})
 	if d.Node != "" {
@@ -378,6 +389,20 @@ func (s *Scheduler) scheduleOne(ctx context.Context) bool {
 		s.reportFailure(ctx, pod, msg, nominated)
 	}()
 	return true
+}
+
+// listPDBs returns the cached PodDisruptionBudgets, read-only, for
+// preemption to weigh.
+func (s *Scheduler) listPDBs() []*policyv1.PodDisruptionBudget {
+	if s.pdbLister == nil {
+		return nil
+	}
+	pdbs, err := s.pdbLister.List(labels.Everything())
+	if err != nil {
+		s.log.Warn("listing pod disruption budgets failed", "err", err)
+		return nil
+	}
+	return pdbs
 }
 
 func (s *Scheduler) bind(ctx context.Context, qp *QueuedPod, pod *v1.Pod) {
