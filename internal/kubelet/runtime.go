@@ -74,6 +74,50 @@ type SandboxConfig struct {
 	// when the node has none yet.
 	PodCIDR string
 	Labels  map[string]string
+
+	// PortMappings are the pod's containers' hostPorts, set up by the
+	// network (CNI portmap) for pods that are not on the host network.
+	PortMappings []PortMapping
+	// DNS is written to the pod's /etc/resolv.conf; nil means the node's.
+	DNS *DNSConfig
+	// HostAliases and the pod's own name and IP go into /etc/hosts.
+	HostAliases []HostAlias
+	// Subdomain, with Hostname, gives the pod's fully qualified name in
+	// /etc/hosts ("<hostname>.<subdomain>.<ns>.svc.<domain>").
+	Subdomain string
+	// HostIPC and HostPID share the node's IPC and PID namespaces.
+	HostIPC, HostPID bool
+	// ShareProcessNamespace puts the pod's containers in one PID namespace.
+	ShareProcessNamespace bool
+	// CgroupParent is the pod's cgroup, relative to the runtime's root,
+	// e.g. "kubepods/burstable/pod<uid>".
+	CgroupParent string
+	// Sysctls are namespaced sysctls set in the sandbox.
+	Sysctls map[string]string
+}
+
+// PortMapping is one hostPort of a pod.
+type PortMapping struct {
+	// Protocol is "TCP", "UDP" or "SCTP".
+	Protocol      string
+	ContainerPort int32
+	HostPort      int32
+	// HostIP binds the host port to one address; empty means all.
+	HostIP string
+}
+
+// DNSConfig is the content of a pod's /etc/resolv.conf.
+type DNSConfig struct {
+	Servers  []string
+	Searches []string
+	// Options are "ndots:5" style resolver options.
+	Options []string
+}
+
+// HostAlias is one extra /etc/hosts line.
+type HostAlias struct {
+	IP        string
+	Hostnames []string
 }
 
 // SandboxState is the state of a sandbox.
@@ -116,6 +160,62 @@ type ContainerConfig struct {
 	// Labels are stored with the container and reported back; the kubelet
 	// uses them to find the pod and the container's spec hash.
 	Labels map[string]string
+
+	// Mounts are the container's volumes, resolved by the kubelet to
+	// directories or files on the node.
+	Mounts []Mount
+	// Resources become the container's cgroup limits.
+	Resources Resources
+	// Security is the container's effective security context (the pod's
+	// settings with the container's overrides applied).
+	Security Security
+	// TTY and Stdin give the container a terminal and an open stdin.
+	TTY, Stdin bool
+	// TerminationMessagePath is where the container may write its
+	// termination message; empty means none.
+	TerminationMessagePath string
+}
+
+// Mount is one bind mount into a container.
+type Mount struct {
+	// ContainerPath is where the mount appears in the container.
+	ContainerPath string
+	// HostPath is the node's file or directory.
+	HostPath string
+	ReadOnly bool
+	// Propagation is "private" (default), "rslave" (HostToContainer) or
+	// "rshared" (Bidirectional).
+	Propagation string
+}
+
+// Resources are a container's cgroup settings, as the kubelet derives them
+// from requests and limits. Zero means unset.
+type Resources struct {
+	// CPUShares is cgroup v1 cpu.shares (v2 weight is derived from it).
+	CPUShares uint64
+	// CPUQuota and CPUPeriod are the CFS quota in microseconds per period.
+	CPUQuota  int64
+	CPUPeriod uint64
+	// MemoryLimit is in bytes.
+	MemoryLimit int64
+	// PidsLimit caps the number of processes.
+	PidsLimit int64
+	// OOMScoreAdj is the container processes' oom_score_adj.
+	OOMScoreAdj int
+}
+
+// Security is a container's resolved security settings.
+type Security struct {
+	RunAsUser          *int64
+	RunAsGroup         *int64
+	SupplementalGroups []int64
+	Privileged         bool
+	// CapAdd and CapDrop are capability names without "CAP_", as in the
+	// pod spec ("NET_ADMIN", or "ALL" in CapDrop).
+	CapAdd, CapDrop        []string
+	ReadOnlyRootFilesystem bool
+	// NoNewPrivileges is allowPrivilegeEscalation: false.
+	NoNewPrivileges bool
 }
 
 // EnvVar is one resolved environment variable.
@@ -154,4 +254,35 @@ type Container struct {
 	StartedAt  time.Time
 	FinishedAt time.Time
 	Labels     map[string]string
+	// LogPath is the container's log file in the CRI log format; empty
+	// when the runtime keeps no logs.
+	LogPath string
+}
+
+// ImageService is what the kubelet needs from an image store. It is
+// separate from Runtime so a runtime can share one store with the CLI
+// (`skiff images`).
+type ImageService interface {
+	// PullImage makes image present and returns its image ID (the
+	// "repo@sha256:..." digest reference reported in container status).
+	// Progress, when not nil, is called with human-readable progress
+	// lines, at most a few a second.
+	PullImage(ctx context.Context, image string, auth []RegistryAuth, progress func(string)) (string, error)
+	// ImageStatus reports whether image is present, and its ID.
+	ImageStatus(ctx context.Context, image string) (id string, present bool, err error)
+}
+
+// RegistryAuth is one set of credentials from an imagePullSecret.
+type RegistryAuth struct {
+	// Server is the registry host ("registry.example:5000"); credentials
+	// apply to images on it.
+	Server   string
+	Username string
+	Password string
+	// Auth is the base64 "user:password" form of a docker config entry,
+	// used when Username is empty.
+	Auth string
+	// IdentityToken and RegistryToken are OAuth tokens.
+	IdentityToken string
+	RegistryToken string
 }
