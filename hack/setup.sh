@@ -21,12 +21,12 @@ packages=(
 	gcc             # cgo
 	libc6-dev       # cgo: C headers and crt files (only a recommendation of gcc)
 	iproute2        # `ip netns` for the e2e tests' network namespaces
-	# --- coming: uncomment when the node agent and networking land ---
-	# runc                        # container runtime for the node agent
-	# containernetworking-plugins # CNI plugins for pod networking
+	runc                        # container runtime for the node agent
+	containernetworking-plugins # CNI plugins for pod networking (/usr/lib/cni)
+	busybox-static              # tiny image contents for test images
+	# --- coming: uncomment when networking lands ---
 	# nftables                    # service proxy rules
 	# iptables                    # service proxy fallback backend
-	# busybox-static              # tiny image contents for e2e test pods
 )
 
 # minGoMinor is the oldest Go 1.x release that understands GOTOOLCHAIN and can
