@@ -24,9 +24,8 @@ packages=(
 	runc                        # container runtime for the node agent
 	containernetworking-plugins # CNI plugins for pod networking (/usr/lib/cni)
 	busybox-static              # tiny image contents for test images
-	# --- coming: uncomment when networking lands ---
-	# nftables                    # service proxy rules
-	# iptables                    # service proxy fallback backend
+	nftables                    # `nft`: pod masquerade table (internal/cni); service proxy rules later
+	iptables                    # the CNI portmap plugin (hostPorts) runs `iptables` (nf_tables backend)
 )
 
 # minGoMinor is the oldest Go 1.x release that understands GOTOOLCHAIN and can
