@@ -215,10 +215,13 @@ func (m *Manager) Setup(ctx context.Context, sandboxID, netnsPath string, ports 
 	if err != nil {
 		return nil, fmt.Errorf("sandbox %q: %w", sandboxID, err)
 	}
+	rt := m.runtimeConf(sandboxID, netnsPath, podIfName, ports)
+	if ips, ok := m.existing(ctx, rt); ok {
+		return ips, nil
+	}
 	if _, err := m.cni.AddNetwork(ctx, lo, m.runtimeConf(sandboxID, netnsPath, "lo", nil)); err != nil {
 		return nil, fmt.Errorf("sandbox %q: pod network: loopback: %w", sandboxID, err)
 	}
-	rt := m.runtimeConf(sandboxID, netnsPath, podIfName, ports)
 	res, err := m.cni.AddNetworkList(ctx, list, rt)
 	if err != nil {
 		// The bridge plugin may have allocated an address before a later
@@ -237,6 +240,45 @@ func (m *Manager) Setup(ctx context.Context, sandboxID, netnsPath string, ports 
 	}
 	m.log.Info("pod network set up", "sandbox", sandboxID, "ips", ips, "hostPorts", len(portMappings(ports)))
 	return ips, nil
+}
+
+// existing reports the IPs of an earlier Setup of the same sandbox in the
+// same namespace that is still intact (the plugins' CHECK passes), so that
+// a repeated Setup neither fails nor allocates a second address. A setup
+// that is not intact is torn down, for a fresh ADD to replace it.
+func (m *Manager) existing(ctx context.Context, rt *libcni.RuntimeConf) ([]string, bool) {
+	atts, err := m.cni.GetCachedAttachments(rt.ContainerID)
+	if err != nil {
+		return nil, false
+	}
+	for _, a := range atts {
+		if a.Network != networkName || a.IfName != podIfName {
+			continue
+		}
+		list, err := libcni.ConfListFromBytes(a.Config)
+		if err != nil {
+			return nil, false
+		}
+		res, err := m.cni.GetNetworkListCachedResult(list, rt)
+		if err != nil || res == nil {
+			return nil, false
+		}
+		ips, err := resultIPs(res)
+		if err == nil && a.NetNS != rt.NetNS {
+			err = fmt.Errorf("set up in netns %q", a.NetNS)
+		}
+		if err == nil {
+			if err = m.cni.CheckNetworkList(ctx, list, rt); err == nil {
+				return ips, true
+			}
+		}
+		m.log.Info("pod network: replacing an earlier setup", "sandbox", rt.ContainerID, "netns", a.NetNS, "reason", err)
+		if err := m.Teardown(ctx, rt.ContainerID, a.NetNS, nil); err != nil {
+			m.log.Warn("pod network: tear down an earlier setup", "sandbox", rt.ContainerID, "err", err)
+		}
+		return nil, false
+	}
+	return nil, false
 }
 
 // Teardown detaches the sandbox from the pod network (CNI DEL) and releases

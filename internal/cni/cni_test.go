@@ -111,6 +111,25 @@ func TestPodToPod(t *testing.T) {
 		t.Errorf("pod A lo: got %q (%v), want UP", out, err)
 	}
 
+	// A repeated Setup reports the same address and allocates no other.
+	again, err := node.setup(ctx, m, "pod-b-"+b.name, b)
+	if err != nil || len(again) != 1 || again[0] != ipsB[0] {
+		t.Fatalf("second Setup B: got %v, %v, want [%s]", again, err, ipsB[0])
+	}
+	entries, err := os.ReadDir(filepath.Join(node.stateDir, "ipam", networkName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []string
+	for _, e := range entries {
+		if _, err := netip.ParseAddr(e.Name()); err == nil {
+			held = append(held, e.Name())
+		}
+	}
+	if len(held) != 2 {
+		t.Errorf("host-local holds %v, want exactly the two pods' addresses", held)
+	}
+
 	b.listen(t, "0.0.0.0:8080")
 	src, err := waitDial(a, ipsB[0]+":8080")
 	if err != nil {
@@ -370,5 +389,32 @@ func TestRestart(t *testing.T) {
 	a.listen(t, "0.0.0.0:8080")
 	if src, err := node.ns.dial("127.0.0.1:31081"); err == nil {
 		t.Errorf("hostPort 31081 still reaches the pod (saw %s) after Teardown", src)
+	}
+}
+
+// TestSetupRepairs: a repeated Setup of a sandbox whose interface vanished
+// tears the broken setup down and sets it up again; with a /30 podCIDR the
+// new address can only be the released one.
+func TestSetupRepairs(t *testing.T) {
+	node := newTestNode(t, 30)
+	ctx := testContext(t)
+	m := node.manager(t, node.podCIDR)
+	only := node.prefix + "2"
+	a := newNetns(t, "skiffcni-")
+	if ips, err := node.setup(ctx, m, "pod-a", a); err != nil || len(ips) != 1 || ips[0] != only {
+		t.Fatalf("Setup: got %v, %v, want [%s]", ips, err, only)
+	}
+	t.Cleanup(func() { _ = node.teardown(context.Background(), m, "pod-a", a.path) })
+	run(t, "ip", "-n", a.name, "link", "del", "eth0")
+
+	ips, err := node.setup(ctx, m, "pod-a", a)
+	if err != nil || len(ips) != 1 || ips[0] != only {
+		t.Fatalf("Setup after eth0 vanished: got %v, %v, want [%s]", ips, err, only)
+	}
+	if out, err := a.exec("ip", "-4", "-o", "addr", "show", "dev", "eth0"); err != nil || !strings.Contains(out, only+"/30") {
+		t.Errorf("eth0 after the repair: got %q (%v), want %s/30", out, err, only)
+	}
+	if _, err := waitDial(node.ns, only+":1"); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("node -> repaired pod: got %v, want connection refused (reachable, nothing listening)", err)
 	}
 }
