@@ -354,6 +354,9 @@ func TestHostPort(t *testing.T) {
 	if src, err := node.ns.dial(node.gateway + ":31080"); err == nil {
 		t.Errorf("hostPort 31080 still reaches a listener (saw %s) after Teardown", src)
 	}
+	if out, err := node.ns.exec("iptables-save", "-t", "nat"); err != nil || strings.Contains(out, "31080") {
+		t.Errorf("portmap rules after Teardown (%v):\n%s\nwant none for 31080", err, out)
+	}
 }
 
 // TestRestart: a new Manager over the same StateDir, not yet knowing the
@@ -373,6 +376,10 @@ func TestRestart(t *testing.T) {
 		t.Fatalf("no libcni cache entry after Setup: %v", err)
 	}
 
+	if out, err := node.ns.exec("iptables-save", "-t", "nat"); err != nil || !strings.Contains(out, "--dport 31081") {
+		t.Fatalf("portmap rules after Setup (%v):\n%s\nwant a DNAT for 31081", err, out)
+	}
+
 	m2 := node.manager(t, "")
 	if err := node.teardown(ctx, m2, "pod-a", a.path, port); err != nil {
 		t.Fatalf("Teardown by the new Manager: %v", err)
@@ -386,9 +393,8 @@ func TestRestart(t *testing.T) {
 	if _, err := os.Stat(cache); !os.IsNotExist(err) {
 		t.Errorf("libcni cache entry still there after Teardown: %v", err)
 	}
-	a.listen(t, "0.0.0.0:8080")
-	if src, err := node.ns.dial("127.0.0.1:31081"); err == nil {
-		t.Errorf("hostPort 31081 still reaches the pod (saw %s) after Teardown", src)
+	if out, err := node.ns.exec("iptables-save", "-t", "nat"); err != nil || strings.Contains(out, "31081") || strings.Contains(out, `id: \"pod-a\"`) {
+		t.Errorf("portmap rules after Teardown (%v):\n%s\nwant none for pod-a's 31081", err, out)
 	}
 }
 
