@@ -33,6 +33,7 @@ func Run(ctx context.Context, streams Streams, args []string) error {
 	root.SetErr(streams.ErrOut)
 	root.AddCommand(newServerCommand(streams), newKubectlCommand(streams), newVersionCommand(streams))
 	root.AddCommand(newAgentCommand(streams), newSimCommand(streams))
+	root.AddCommand(newShimCommand())
 	if len(args) > 0 {
 		args = args[1:]
 	}
