@@ -1,0 +1,571 @@
+package runc
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skiff-sh/skiff/internal/cri"
+)
+
+// TestMain lets the test binary be its own shim: the runtime re-executes
+// it as "<test binary> shim run <dir>" or "... shim pause".
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "shim" {
+		if err := ShimMain(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "shim:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// fakeImages serves one image built from the node's busybox, in two layers
+// so the overlay order is exercised.
+type fakeImages struct{ rootfs Rootfs }
+
+func (f fakeImages) Rootfs(_ context.Context, image string) (Rootfs, error) {
+	if image != "busybox:test" {
+		return Rootfs{}, fmt.Errorf("image %q not found", image)
+	}
+	return f.rootfs, nil
+}
+
+func requireRuntime(t *testing.T) {
+	t.Helper()
+	var missing string
+	switch {
+	case os.Geteuid() != 0:
+		missing = "root"
+	default:
+		if _, err := exec.LookPath("runc"); err != nil {
+			missing = "runc"
+		} else if _, err := os.Stat("/bin/busybox"); err != nil {
+			missing = "/bin/busybox"
+		}
+	}
+	if missing == "" {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("the runc runtime tests need %s", missing)
+	}
+	t.Skipf("the runc runtime tests need %s", missing)
+}
+
+// busyboxImage builds the layers: busybox with its applets, /etc/passwd and
+// /etc/group, and /msg "lower" in the lowest layer, /msg "upper" above.
+func busyboxImage(t *testing.T) Rootfs {
+	t.Helper()
+	base := filepath.Join(t.TempDir(), "layers")
+	lower, upper := filepath.Join(base, "0"), filepath.Join(base, "1")
+	for _, d := range []string{"bin", "etc", "tmp", "root", "home/app"} {
+		if err := os.MkdirAll(filepath.Join(lower, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(filepath.Join(lower, "tmp"), 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(lower, "bin", "busybox"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, applet := range []string{"sh", "sleep", "cat", "echo", "id", "hostname", "ls", "env", "pwd", "tail", "readlink", "ps", "trap", "nc", "ip", "head", "true"} {
+		if err := os.Symlink("busybox", filepath.Join(lower, "bin", applet)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := map[string]string{
+		filepath.Join(lower, "etc/passwd"): "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+		filepath.Join(lower, "etc/group"):  "root:x:0:\napp:x:1000:\nextra:x:2000:app\n",
+		filepath.Join(lower, "msg"):        "lower\n",
+		filepath.Join(upper, "msg"):        "upper\n",
+	}
+	if err := os.MkdirAll(upper, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for p, content := range files {
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return Rootfs{
+		ImageID:   "busybox@sha256:test",
+		LayerDirs: []string{lower, upper},
+		Env:       []string{"PATH=/bin", "FROM_IMAGE=image", "OVERRIDE=image"},
+		Cmd:       []string{"/bin/sh", "-c", "echo image-cmd"},
+	}
+}
+
+type testEnv struct {
+	cfg Config
+	r   *Runtime
+}
+
+// newTestEnv builds a Runtime with state under a temp dir and a unique
+// cgroup root; everything it leaves is removed at the end of the test.
+func newTestEnv(t *testing.T) *testEnv {
+	t.Helper()
+	requireRuntime(t)
+	dir := t.TempDir()
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{
+		Root:        filepath.Join(dir, "root"),
+		RunDir:      filepath.Join(dir, "run"),
+		CgroupRoot:  "skiff-test-" + hex.EncodeToString(suffix),
+		Images:      fakeImages{busyboxImage(t)},
+		ShimCommand: []string{exe, "shim"},
+		Logger:      slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	r, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &testEnv{cfg: cfg, r: r}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		sbs, _ := r.ListSandboxes(ctx)
+		for _, s := range sbs {
+			if err := r.RemoveSandbox(ctx, s.ID); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
+		}
+		cs, _ := r.ListContainers(ctx)
+		for _, c := range cs {
+			if err := r.RemoveContainer(ctx, c.ID); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
+		}
+		removeCgroup(cfg.CgroupRoot, "")
+	})
+	return env
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func (e *testEnv) sandbox(t *testing.T, cfg cri.SandboxConfig) string {
+	t.Helper()
+	if cfg.Name == "" {
+		cfg.Namespace, cfg.Name, cfg.PodUID = "default", "pod", "uid-1"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	id, err := e.r.RunSandbox(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// run creates and starts a container.
+func (e *testEnv) run(t *testing.T, sandboxID string, cfg cri.ContainerConfig) string {
+	t.Helper()
+	if cfg.Image == "" {
+		cfg.Image = "busybox:test"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	id, err := e.r.CreateContainer(ctx, sandboxID, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.r.StartContainer(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func (e *testEnv) container(t *testing.T, id string) cri.Container {
+	t.Helper()
+	cs, err := e.r.ListContainers(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if c.ID == id {
+			return c
+		}
+	}
+	t.Fatalf("container %s not listed", id)
+	return cri.Container{}
+}
+
+// waitState polls until the container reaches state.
+func (e *testEnv) waitState(t *testing.T, id string, state cri.ContainerState, timeout time.Duration) cri.Container {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		c := e.container(t, id)
+		if c.State == state {
+			return c
+		}
+		if time.Now().After(deadline) {
+			data, _ := os.ReadFile(filepath.Join(e.cfg.containerDir(id), shimLogFile))
+			t.Fatalf("container %s: state %s after %s, want %s; log:\n%s\nshim log:\n%s", id, c.State, timeout, state, readLog(t, c.LogPath), data)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// readLog returns the container's log messages, one per line, after
+// checking every entry is in the CRI format.
+func readLog(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	var out strings.Builder
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		parts := strings.SplitN(sc.Text(), " ", 4)
+		if len(parts) != 4 {
+			t.Errorf("log line %q: want 4 fields", sc.Text())
+			continue
+		}
+		if _, err := time.Parse(time.RFC3339Nano, parts[0]); err != nil {
+			t.Errorf("log line %q: %v", sc.Text(), err)
+		}
+		fmt.Fprintf(&out, "%s %s %s\n", parts[1], parts[2], parts[3])
+	}
+	return out.String()
+}
+
+// waitLog polls until the container's log contains want.
+func waitLog(t *testing.T, path, want string) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got := readLog(t, path)
+		if strings.Contains(got, want) {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("log: got\n%s\nwant it to contain %q", got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestRunContainerLogAndExitCode(t *testing.T) {
+	e := newTestEnv(t)
+	sb := e.sandbox(t, cri.SandboxConfig{Hostname: "pod"})
+	id := e.run(t, sb, cri.ContainerConfig{
+		Name: "app", Command: []string{"/bin/sh", "-c", "echo hello; echo oops >&2; printf partial; exit 3"},
+	})
+	c := e.waitState(t, id, cri.ContainerExited, 30*time.Second)
+	if c.ExitCode != 3 || c.Reason != "Error" {
+		t.Errorf("got exit code %d reason %q, want 3 Error", c.ExitCode, c.Reason)
+	}
+	if c.StartedAt.IsZero() || c.FinishedAt.Before(c.StartedAt) {
+		t.Errorf("got startedAt %v finishedAt %v, want started then finished", c.StartedAt, c.FinishedAt)
+	}
+	log := readLog(t, c.LogPath)
+	for _, want := range []string{"stdout F hello\n", "stderr F oops\n", "stdout F partial\n"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log: got\n%s\nwant %q", log, want)
+		}
+	}
+	if want := filepath.Join(e.cfg.sandboxDir(sb), "logs", "app", "0.log"); c.LogPath != want {
+		t.Errorf("log path: got %s, want %s", c.LogPath, want)
+	}
+	info, err := e.r.Info(context.Background())
+	if err != nil || info.Name != "runc" || info.Version == "" {
+		t.Errorf("info: got %+v, %v", info, err)
+	}
+}
+
+func TestImageDefaultsAndOverrides(t *testing.T) {
+	e := newTestEnv(t)
+	sb := e.sandbox(t, cri.SandboxConfig{Hostname: "pod"})
+
+	// No command: the image's cmd runs.
+	id := e.run(t, sb, cri.ContainerConfig{Name: "default"})
+	c := e.waitState(t, id, cri.ContainerExited, 30*time.Second)
+	if log := readLog(t, c.LogPath); log != "stdout F image-cmd\n" || c.ExitCode != 0 {
+		t.Errorf("image cmd: got log %q exit %d, want image-cmd 0", log, c.ExitCode)
+	}
+
+	uid := int64(1000)
+	id = e.run(t, sb, cri.ContainerConfig{
+		Name: "custom", Command: []string{"/bin/sh", "-c"},
+		Args:       []string{`echo "cwd=$(pwd) img=$FROM_IMAGE ovr=$OVERRIDE new=$NEW host=$HOSTNAME msg=$(cat /msg) ids=$(id -u):$(id -g):$(id -G)"`},
+		Env:        []cri.EnvVar{{Name: "OVERRIDE", Value: "container"}, {Name: "NEW", Value: "x y"}},
+		WorkingDir: "/tmp",
+		Security:   cri.Security{RunAsUser: &uid},
+	})
+	c = e.waitState(t, id, cri.ContainerExited, 30*time.Second)
+	want := "stdout F cwd=/tmp img=image ovr=container new=x y host=pod msg=upper ids=1000:1000:1000 2000\n"
+	if log := readLog(t, c.LogPath); log != want {
+		t.Errorf("got log %q, want %q", log, want)
+	}
+}
+
+func TestSandboxSharesNetworkAndUTS(t *testing.T) {
+	e := newTestEnv(t)
+	sb := e.sandbox(t, cri.SandboxConfig{Hostname: "shared-pod", Subdomain: "sub"})
+	server := e.run(t, sb, cri.ContainerConfig{
+		Name: "server", Command: []string{"/bin/sh", "-c", "echo ready; echo from-server | nc -l -p 7777"},
+	})
+	srv := e.container(t, server)
+	waitLog(t, srv.LogPath, "stdout F ready")
+	script := `hostname; readlink /proc/self/ns/net; readlink /proc/self/ns/uts; cat /proc/net/dev | cut -d: -f1 | tr -d ' ' | tail -n +3 | sort | tr '\n' ,; echo; cat /etc/hostname; ip link show lo | head -1;` +
+		` for i in 1 2 3 4 5 6 7 8 9 10; do nc 127.0.0.1 7777 </dev/null && break; sleep 0.2; done`
+	client := e.run(t, sb, cri.ContainerConfig{Name: "client", Command: []string{"/bin/sh", "-c", script}})
+	c := e.waitState(t, client, cri.ContainerExited, 30*time.Second)
+	lines := strings.Split(strings.TrimSpace(readLog(t, c.LogPath)), "\n")
+	if len(lines) < 7 {
+		t.Fatalf("client log: got %q, want 7 lines", lines)
+	}
+	if lines[0] != "stdout F shared-pod" || lines[4] != "stdout F shared-pod" {
+		t.Errorf("hostname and /etc/hostname: got %q and %q, want shared-pod", lines[0], lines[4])
+	}
+	if lines[3] != "stdout F lo," {
+		t.Errorf("interfaces: got %q, want only lo (no network plugin)", lines[3])
+	}
+	if !strings.Contains(lines[5], "UP") {
+		t.Errorf("loopback: got %q, want UP", lines[5])
+	}
+	if lines[6] != "stdout F from-server" {
+		t.Errorf("connect to the other container on 127.0.0.1: got %q, want from-server", lines[6])
+	}
+	hostNet, _ := os.Readlink("/proc/self/ns/net")
+	if strings.Contains(lines[1], hostNet) {
+		t.Errorf("network namespace: got the host's %s", hostNet)
+	}
+	// The server container reports the same namespaces.
+	e.waitState(t, server, cri.ContainerExited, 10*time.Second)
+	out := &bytes.Buffer{}
+	second := e.run(t, sb, cri.ContainerConfig{Name: "second", Command: []string{"/bin/sh", "-c", "readlink /proc/self/ns/net; readlink /proc/self/ns/uts"}})
+	c2 := e.waitState(t, second, cri.ContainerExited, 30*time.Second)
+	out.WriteString(readLog(t, c2.LogPath))
+	if want := lines[1] + "\n" + lines[2] + "\n"; out.String() != want {
+		t.Errorf("namespaces of a second container: got %q, want %q", out.String(), want)
+	}
+	hosts, err := os.ReadFile(filepath.Join(e.cfg.sandboxDir(sb), "hosts"))
+	if err != nil || !strings.HasPrefix(string(hosts), managedHostsHeader) {
+		t.Errorf("hosts file: got %q, %v", hosts, err)
+	}
+}
+
+func TestShareProcessNamespace(t *testing.T) {
+	e := newTestEnv(t)
+	sb := e.sandbox(t, cri.SandboxConfig{Hostname: "pid", ShareProcessNamespace: true})
+	sleeper := e.run(t, sb, cri.ContainerConfig{Name: "sleeper", Command: []string{"/bin/sleep", "3600"}})
+	e.waitState(t, sleeper, cri.ContainerRunning, 10*time.Second)
+	ps := e.run(t, sb, cri.ContainerConfig{Name: "ps", Command: []string{"/bin/sh", "-c", "ps -o pid,args"}})
+	c := e.waitState(t, ps, cri.ContainerExited, 30*time.Second)
+	log := readLog(t, c.LogPath)
+	if !strings.Contains(log, "sleep 3600") || !strings.Contains(log, "stdout F     1 ") {
+		t.Errorf("ps in a shared PID namespace: got\n%s\nwant the other container's sleep and a PID 1 (pause)", log)
+	}
+	if err := e.r.StopContainer(context.Background(), sleeper, time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStopContainer(t *testing.T) {
+	e := newTestEnv(t)
+	sb := e.sandbox(t, cri.SandboxConfig{Hostname: "stop"})
+	graceful := e.run(t, sb, cri.ContainerConfig{Name: "graceful", Command: []string{"/bin/sh", "-c",
+		`trap 'echo got-term; exit 0' TERM; echo ready; while true; do sleep 0.1; done`}})
+	stubborn := e.run(t, sb, cri.ContainerConfig{Name: "stubborn", Command: []string{"/bin/sh", "-c",
+		`trap '' TERM; echo ready; while true; do sleep 0.1; done`}})
+	waitLog(t, e.container(t, graceful).LogPath, "stdout F ready")
+	waitLog(t, e.container(t, stubborn).LogPath, "stdout F ready")
+
+	start := time.Now()
+	if err := e.r.StopContainer(context.Background(), graceful, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("graceful stop took %s, want well under the 20s grace", d)
+	}
+	c := e.container(t, graceful)
+	if c.State != cri.ContainerExited || c.ExitCode != 0 || !strings.Contains(readLog(t, c.LogPath), "got-term") {
+		t.Errorf("graceful: got %s exit %d log %q, want Exited 0 after got-term", c.State, c.ExitCode, readLog(t, c.LogPath))
+	}
+
+	start = time.Now()
+	if err := e.r.StopContainer(context.Background(), stubborn, 1500*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 1500*time.Millisecond {
+		t.Errorf("stubborn stop took %s, want at least the 1.5s grace", d)
+	}
+	c = e.container(t, stubborn)
+	if c.State != cri.ContainerExited || c.ExitCode != 137 || c.Reason == "OOMKilled" {
+		t.Errorf("stubborn: got %s exit %d reason %q, want Exited 137 (killed)", c.State, c.ExitCode, c.Reason)
+	}
+	// Stopping again is not an error.
+	if err := e.r.StopContainer(context.Background(), stubborn, time.Second); err != nil {
+		t.Errorf("second stop: %v", err)
+	}
+}
+
+func TestOOMKilled(t *testing.T) {
+	e := newTestEnv(t)
+	sb := e.sandbox(t, cri.SandboxConfig{Hostname: "oom", CgroupParent: "kubepods/podoom"})
+	id := e.run(t, sb, cri.ContainerConfig{
+		Name: "hog", Command: []string{"/bin/tail", "/dev/zero"},
+		Resources: cri.Resources{MemoryLimit: 8 << 20},
+	})
+	c := e.waitState(t, id, cri.ContainerExited, 60*time.Second)
+	if c.Reason != "OOMKilled" || c.ExitCode != 137 {
+		t.Errorf("got exit code %d reason %q, want 137 OOMKilled", c.ExitCode, c.Reason)
+	}
+}
+
+func TestRestartAdoptsRunningContainer(t *testing.T) {
+	e := newTestEnv(t)
+	sb := e.sandbox(t, cri.SandboxConfig{Namespace: "ns", Name: "web", PodUID: "uid-web", Attempt: 1, Hostname: "web"})
+	labels := map[string]string{"io.kubernetes.container.name": "app", "hash": "abc"}
+	id := e.run(t, sb, cri.ContainerConfig{Name: "app", Attempt: 2, Labels: labels, Command: []string{"/bin/sleep", "3600"}})
+	before := e.waitState(t, id, cri.ContainerRunning, 10*time.Second)
+	initPID, err := os.ReadFile(filepath.Join(e.cfg.containerDir(id), initPIDFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A new Runtime over the same directories, as after a restart of skiff.
+	r2, err := New(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := r2.ListContainers(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != 1 {
+		t.Fatalf("got %d containers, want 1", len(cs))
+	}
+	got := cs[0]
+	if got.ID != id || got.State != cri.ContainerRunning || got.Attempt != 2 || !maps.Equal(got.Labels, labels) ||
+		got.SandboxID != sb || got.PodUID != "uid-web" || !got.StartedAt.Equal(before.StartedAt) || got.ImageID != "busybox@sha256:test" {
+		t.Errorf("after restart: got %+v, want running %s attempt 2 labels %v", got, id, labels)
+	}
+	sbs, err := r2.ListSandboxes(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sbs) != 1 || sbs[0].ID != sb || sbs[0].State != cri.SandboxReady || sbs[0].Attempt != 1 || sbs[0].Name != "web" {
+		t.Errorf("sandboxes after restart: got %+v", sbs)
+	}
+	again, _ := os.ReadFile(filepath.Join(e.cfg.containerDir(id), initPIDFile))
+	if !bytes.Equal(again, initPID) {
+		t.Errorf("init pid: got %s, want %s (not restarted)", again, initPID)
+	}
+	if err := r2.StopContainer(context.Background(), id, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if c := e.container(t, id); c.State != cri.ContainerExited {
+		t.Errorf("after stop: got %s, want Exited", c.State)
+	}
+}
+
+func TestExec(t *testing.T) {
+	e := newTestEnv(t)
+	sb := e.sandbox(t, cri.SandboxConfig{Hostname: "exec"})
+	id := e.run(t, sb, cri.ContainerConfig{Name: "app", Command: []string{"/bin/sleep", "3600"}})
+	e.waitState(t, id, cri.ContainerRunning, 10*time.Second)
+	var out bytes.Buffer
+	code, err := e.r.Exec(context.Background(), id, []string{"/bin/sh", "-c", "cat; hostname; exit 4"}, strings.NewReader("in\n"), &out, io.Discard, false)
+	if err != nil || code != 4 || out.String() != "in\nexec\n" {
+		t.Errorf("exec: got code %d out %q err %v, want 4 \"in\\nexec\\n\"", code, out.String(), err)
+	}
+}
+
+func TestRemoveSandboxLeavesNothing(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := context.Background()
+	sb := e.sandbox(t, cri.SandboxConfig{Hostname: "gone", ShareProcessNamespace: true, CgroupParent: "kubepods/burstable/podgone"})
+	s, err := e.r.loadSandbox(sb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := e.run(t, sb, cri.ContainerConfig{Name: "app", Command: []string{"/bin/sleep", "3600"},
+		Resources: cri.Resources{MemoryLimit: 64 << 20, CPUShares: 256, PidsLimit: 50}})
+	e.waitState(t, id, cri.ContainerRunning, 10*time.Second)
+	created, err := e.r.CreateContainer(ctx, sb, cri.ContainerConfig{Name: "never-started", Image: "busybox:test", Command: []string{"/bin/true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := e.container(t, created); c.State != cri.ContainerCreated {
+		t.Errorf("created container: got %s, want Created", c.State)
+	}
+	memDir := filepath.Join(cgroupMount, "memory", e.cfg.CgroupRoot, "kubepods/burstable/podgone", id)
+	if data, err := os.ReadFile(filepath.Join(memDir, "memory.limit_in_bytes")); err != nil || strings.TrimSpace(string(data)) != "67108864" {
+		t.Errorf("memory limit in %s: got %q, %v, want 67108864", memDir, data, err)
+	}
+	if !pauseAlive(s.PausePID) {
+		t.Errorf("pause process %d not running", s.PausePID)
+	}
+
+	if err := e.r.StopSandbox(ctx, sb); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.r.StopSandbox(ctx, sb); err != nil {
+		t.Errorf("second stop: %v", err)
+	}
+	if err := e.r.RemoveSandbox(ctx, sb); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.r.RemoveSandbox(ctx, sb); err != nil {
+		t.Errorf("second remove: %v", err)
+	}
+	mountinfo, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(mountinfo), "\n") {
+		if strings.Contains(line, e.cfg.Root) || strings.Contains(line, e.cfg.RunDir) {
+			t.Errorf("mount left: %s", line)
+		}
+	}
+	for _, h := range hierarchies() {
+		if _, err := os.Stat(filepath.Join(h, e.cfg.CgroupRoot)); !os.IsNotExist(err) {
+			t.Errorf("cgroup left: %s (%v)", filepath.Join(h, e.cfg.CgroupRoot), err)
+		}
+	}
+	if pauseAlive(s.PausePID) {
+		t.Errorf("pause process %d still running", s.PausePID)
+	}
+	for _, p := range []string{e.cfg.sandboxDir(sb), e.cfg.containerDir(id), filepath.Join(e.cfg.nsDir(), sb)} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s left (%v)", p, err)
+		}
+	}
+	sbs, _ := e.r.ListSandboxes(ctx)
+	cs, _ := e.r.ListContainers(ctx)
+	if len(sbs) != 0 || len(cs) != 0 {
+		t.Errorf("got %d sandboxes and %d containers listed, want none", len(sbs), len(cs))
+	}
+}
