@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,7 +31,50 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if len(os.Args) > 1 && os.Args[1] == "start-and-exit" {
+		if err := startAndExit(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "start-and-exit:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
+}
+
+// helperRequest is what a test sends the "start-and-exit" helper process.
+type helperRequest struct {
+	Root, RunDir, CgroupRoot string
+	Shim                     []string
+	Image                    Rootfs
+}
+
+// startAndExit plays a skiff process that starts a pod and exits: it runs
+// a sandbox and a long-running container, prints their IDs and returns.
+func startAndExit(in io.Reader, out io.Writer) error {
+	var req helperRequest
+	if err := json.NewDecoder(in).Decode(&req); err != nil {
+		return err
+	}
+	r, err := New(Config{Root: req.Root, RunDir: req.RunDir, CgroupRoot: req.CgroupRoot, ShimCommand: req.Shim, Images: fakeImages{req.Image}})
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	sb, err := r.RunSandbox(ctx, cri.SandboxConfig{Namespace: "ns", Name: "survivor", PodUID: "uid-s", Attempt: 3, Hostname: "survivor"})
+	if err != nil {
+		return err
+	}
+	id, err := r.CreateContainer(ctx, sb, cri.ContainerConfig{
+		Name: "app", Image: "busybox:test", Attempt: 5, Labels: map[string]string{"k": "v"},
+		Command: []string{"/bin/sh", "-c", "trap 'echo bye; exit 7' TERM; echo started; while true; do sleep 0.1; done"},
+	})
+	if err != nil {
+		return err
+	}
+	if err := r.StartContainer(ctx, id); err != nil {
+		return err
+	}
+	return json.NewEncoder(out).Encode([]string{sb, id})
 }
 
 // fakeImages serves one image built from the node's busybox, in two layers
@@ -567,5 +611,155 @@ func TestRemoveSandboxLeavesNothing(t *testing.T) {
 	cs, _ := e.r.ListContainers(ctx)
 	if len(sbs) != 0 || len(cs) != 0 {
 		t.Errorf("got %d sandboxes and %d containers listed, want none", len(sbs), len(cs))
+	}
+}
+
+// TestContainerOutlivesProcess starts a pod from a separate process that
+// then exits, as skiff would on a restart, and checks the container still
+// runs, logs, and is adopted by a Runtime in this process.
+func TestContainerOutlivesProcess(t *testing.T) {
+	e := newTestEnv(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := json.Marshal(helperRequest{
+		Root: e.cfg.Root, RunDir: e.cfg.RunDir, CgroupRoot: e.cfg.CgroupRoot,
+		Shim: e.cfg.ShimCommand, Image: e.cfg.Images.(fakeImages).rootfs,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe, "start-and-exit")
+	cmd.Stdin = bytes.NewReader(req)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helper: %v: %s", err, stderr.String())
+	}
+	var ids []string
+	if err := json.Unmarshal(out, &ids); err != nil || len(ids) != 2 {
+		t.Fatalf("helper output %q: %v", out, err)
+	}
+	sb, id := ids[0], ids[1]
+
+	c := e.waitState(t, id, cri.ContainerRunning, 10*time.Second)
+	if c.SandboxID != sb || c.Attempt != 5 || c.Labels["k"] != "v" || c.PodUID != "uid-s" {
+		t.Errorf("adopted container: got %+v", c)
+	}
+	logBefore := waitLog(t, c.LogPath, "stdout F started")
+	sbs, err := e.r.ListSandboxes(ctx)
+	if err != nil || len(sbs) != 1 || sbs[0].Attempt != 3 || sbs[0].State != cri.SandboxReady {
+		t.Errorf("adopted sandboxes: got %+v, %v", sbs, err)
+	}
+	// The shim is in its own session, no longer our descendant.
+	pid, err := os.ReadFile(filepath.Join(e.cfg.containerDir(id), shimPIDFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stat, err := os.ReadFile("/proc/" + string(pid) + "/stat")
+	if err != nil {
+		t.Fatalf("shim %s not running: %v", pid, err)
+	}
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	if fields[3] != string(pid) { // session ID
+		t.Errorf("shim session: got %s, want its own (%s)", fields[3], pid)
+	}
+	if err := e.r.StopContainer(ctx, id, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	c = e.container(t, id)
+	if c.State != cri.ContainerExited || c.ExitCode != 7 {
+		t.Errorf("after stop: got %s exit %d, want Exited 7 (its TERM trap)", c.State, c.ExitCode)
+	}
+	// The shim kept logging after the process that started it exited.
+	if log, want := readLog(t, c.LogPath), logBefore+"stdout F bye\n"; log != want {
+		t.Errorf("log: got %q, want %q", log, want)
+	}
+}
+
+// TestOverlayManyLayers mounts more layers than fit in one page of mount
+// options with absolute paths, and checks the stacking order.
+func TestOverlayManyLayers(t *testing.T) {
+	requireRuntime(t)
+	dir := t.TempDir()
+	base := filepath.Join(dir, strings.Repeat("long-layer-store-directory-name-", 3))
+	var layers []string
+	for i := range 50 {
+		l := filepath.Join(base, fmt.Sprintf("sha256-%060d", i), "fs")
+		if err := os.MkdirAll(l, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(l, "top"), []byte(fmt.Sprint(i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(l, fmt.Sprintf("f%d", i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		layers = append(layers, l)
+	}
+	if n := len(overlayOptions(layers, "/u", "/w", "")); n < 4096 {
+		t.Fatalf("options are %d bytes, want more than a page", n)
+	}
+	target, upper, work := filepath.Join(dir, "m"), filepath.Join(dir, "u"), filepath.Join(dir, "w")
+	for _, d := range []string{target, upper, work} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := mountOverlay(target, layers, upper, work); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unmountAndRemove(target) })
+	top, err := os.ReadFile(filepath.Join(target, "top"))
+	if err != nil || string(top) != "49" {
+		t.Errorf("top: got %q, %v, want the highest layer's 49", top, err)
+	}
+	for _, f := range []string{"f0", "f49"} {
+		if _, err := os.Stat(filepath.Join(target, f)); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	wd, _ := os.Getwd()
+	if wd == base {
+		t.Errorf("the process's working directory changed to %s", wd)
+	}
+}
+
+func TestCreateContainerErrors(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := context.Background()
+	sb := e.sandbox(t, cri.SandboxConfig{Hostname: "errors"})
+	tests := []struct {
+		name    string
+		sandbox string
+		cfg     cri.ContainerConfig
+		want    string
+	}{
+		{"missing binary", sb, cri.ContainerConfig{Name: "a", Image: "busybox:test", Command: []string{"/no/such/binary"}}, "no such file"},
+		{"unknown image", sb, cri.ContainerConfig{Name: "b", Image: "nope:1", Command: []string{"/bin/true"}}, `image "nope:1"`},
+		{"unknown sandbox", "0123abcd", cri.ContainerConfig{Name: "c", Image: "busybox:test"}, "0123abcd"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := e.r.CreateContainer(ctx, tt.sandbox, tt.cfg)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got error %v, want one containing %q", err, tt.want)
+			}
+			if testing.Verbose() {
+				t.Log(err)
+			}
+		})
+	}
+	entries, err := os.ReadDir(e.cfg.containersDir())
+	if err != nil || len(entries) != 0 {
+		t.Errorf("container dirs after failed creates: got %d (%v), want none", len(entries), err)
+	}
+	mountinfo, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mountinfo), e.cfg.containersDir()) {
+		t.Errorf("overlay mount left after failed creates")
 	}
 }
