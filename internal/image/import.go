@@ -2,6 +2,7 @@ package image
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -187,7 +188,7 @@ func (a *archive) dockerSources() ([]*source, error) {
 		if err != nil {
 			return nil, err
 		}
-		cfg, err := v1.ParseConfigFile(bytesReader(rawConfig))
+		cfg, err := v1.ParseConfigFile(bytes.NewReader(rawConfig))
 		if err != nil {
 			return nil, fmt.Errorf("parse config %s: %w", e.Config, err)
 		}
@@ -270,7 +271,7 @@ func (a *archive) ociSources() ([]*source, error) {
 		if err != nil {
 			return nil, err
 		}
-		src, err := sourceFromImage(img)
+		src, err := sourceFromImage(img, nil)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", desc.Digest, err)
 		}

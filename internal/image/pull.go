@@ -112,7 +112,7 @@ func (s *Store) pullFrom(ctx context.Context, ref Ref, ep Endpoint, regs Registr
 	if err != nil {
 		return Image{}, err
 	}
-	src, err := sourceFromImage(img)
+	src, err := sourceFromImage(img, s.readBlob)
 	if err != nil {
 		return Image{}, err
 	}
@@ -144,11 +144,10 @@ type layerSource struct {
 	open func() (io.ReadCloser, error)
 }
 
-func sourceFromImage(img v1.Image) (*source, error) {
-	rawConfig, err := img.RawConfigFile()
-	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
-	}
+// sourceFromImage reads img's manifest and config; local, when not nil,
+// returns a blob the store already has (so a repeated pull of a present
+// image fetches only its manifest).
+func sourceFromImage(img v1.Image, local func(digest string) []byte) (*source, error) {
 	rawManifest, err := img.RawManifest()
 	if err != nil {
 		return nil, fmt.Errorf("read manifest: %w", err)
@@ -157,7 +156,19 @@ func sourceFromImage(img v1.Image) (*source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse manifest: %w", err)
 	}
-	cfg, err := img.ConfigFile()
+	var rawConfig []byte
+	if local != nil {
+		rawConfig = local(m.Config.Digest.String())
+	}
+	if rawConfig == nil {
+		if rawConfig, err = img.RawConfigFile(); err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+	}
+	if sha256Digest(rawConfig) != m.Config.Digest.String() {
+		return nil, fmt.Errorf("config does not match its digest %s", m.Config.Digest)
+	}
+	cfg, err := v1.ParseConfigFile(bytes.NewReader(rawConfig))
 	if err != nil {
 		return nil, fmt.Errorf("parse config: %w", err)
 	}
@@ -190,7 +201,7 @@ func sha256Digest(b []byte) string {
 // install unpacks the layers src needs and records the image. Layers
 // already present are neither fetched nor unpacked again.
 func (s *Store) install(ctx context.Context, src *source, progress func(string)) (Image, error) {
-	cfg, err := v1.ParseConfigFile(bytesReader(src.rawConfig))
+	cfg, err := v1.ParseConfigFile(bytes.NewReader(src.rawConfig))
 	if err != nil {
 		return Image{}, fmt.Errorf("parse config: %w", err)
 	}
@@ -284,6 +295,15 @@ func imageConfig(cfg *v1.ConfigFile) ImageConfig {
 	}
 	slices.Sort(c.ExposedPorts)
 	return c
+}
+
+// readBlob returns a stored blob whose content matches digest, or nil.
+func (s *Store) readBlob(digest string) []byte {
+	b, err := os.ReadFile(s.path("blobs", "sha256", layerHex(digest)))
+	if err != nil || sha256Digest(b) != digest {
+		return nil
+	}
+	return b
 }
 
 func (s *Store) writeBlob(b []byte) error {
@@ -536,5 +556,3 @@ func (c *pullCall) broadcast(line string) {
 		f(line)
 	}
 }
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

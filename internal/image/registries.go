@@ -76,6 +76,9 @@ type Endpoint struct {
 
 // String is the endpoint as a URL, for messages.
 func (e Endpoint) String() string {
+	if !e.Mirror && !e.PlainHTTP {
+		return e.Host
+	}
 	if e.PlainHTTP {
 		return "http://" + e.Host
 	}

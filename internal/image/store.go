@@ -158,7 +158,9 @@ func New(cfg Config) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) path(elem ...string) string { return filepath.Join(append([]string{s.root}, elem...)...) }
+func (s *Store) path(elem ...string) string {
+	return filepath.Join(append([]string{s.root}, elem...)...)
+}
 
 func layerHex(diffID string) string { return strings.TrimPrefix(diffID, "sha256:") }
 
