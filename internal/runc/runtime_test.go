@@ -763,3 +763,80 @@ func TestCreateContainerErrors(t *testing.T) {
 		t.Errorf("overlay mount left after failed creates")
 	}
 }
+
+func TestHostNetworkSandbox(t *testing.T) {
+	e := newTestEnv(t)
+	sb := e.sandbox(t, cri.SandboxConfig{Hostname: "ignored", HostNetwork: true, HostIPC: true, HostIP: "192.0.2.10",
+		HostAliases: []cri.HostAlias{{IP: "192.0.2.99", Hostnames: []string{"alias"}}}})
+	sbs, err := e.r.ListSandboxes(context.Background())
+	if err != nil || len(sbs) != 1 || len(sbs[0].IPs) != 1 || sbs[0].IPs[0] != "192.0.2.10" {
+		t.Fatalf("sandbox: got %+v, %v, want the host IP", sbs, err)
+	}
+	id := e.run(t, sb, cri.ContainerConfig{Name: "app", Command: []string{"/bin/sh", "-c",
+		"readlink /proc/self/ns/net; readlink /proc/self/ns/ipc; hostname; tail -n 1 /etc/hosts"}})
+	c := e.waitState(t, id, cri.ContainerExited, 30*time.Second)
+	hostNet, _ := os.Readlink("/proc/self/ns/net")
+	hostIPC, _ := os.Readlink("/proc/self/ns/ipc")
+	hostname, _ := os.Hostname()
+	want := fmt.Sprintf("stdout F %s\nstdout F %s\nstdout F %s\nstdout F 192.0.2.99\talias\n", hostNet, hostIPC, hostname)
+	if got := readLog(t, c.LogPath); got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// recordingNetwork hands out a fixed IP and records calls.
+type recordingNetwork struct {
+	setups, teardowns []string
+	netns             string
+	nsOK              bool
+}
+
+func (n *recordingNetwork) Setup(_ context.Context, id, netns string, ports []cri.PortMapping) ([]string, error) {
+	n.setups = append(n.setups, id)
+	n.netns, n.nsOK = netns, isNsMount(netns)
+	return []string{"10.244.0.7"}, nil
+}
+
+func (n *recordingNetwork) Teardown(_ context.Context, id, netns string, _ []cri.PortMapping) error {
+	n.teardowns = append(n.teardowns, id)
+	return nil
+}
+
+func TestSandboxNetwork(t *testing.T) {
+	e := newTestEnv(t)
+	net := &recordingNetwork{}
+	e.cfg.Network = net
+	r, err := New(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	sb, err := r.RunSandbox(ctx, cri.SandboxConfig{Namespace: "default", Name: "web-0", Hostname: "web-0", Subdomain: "web",
+		DNS: &cri.DNSConfig{Servers: []string{"10.96.0.10"}, Searches: []string{"default.svc.cluster.local"}, Options: []string{"ndots:5"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(net.setups) != 1 || net.setups[0] != sb || !net.nsOK {
+		t.Errorf("setup: got calls %v with netns %s (pinned %v), want one for %s on a pinned namespace", net.setups, net.netns, net.nsOK, sb)
+	}
+	sbs, _ := r.ListSandboxes(ctx)
+	if len(sbs) != 1 || len(sbs[0].IPs) != 1 || sbs[0].IPs[0] != "10.244.0.7" {
+		t.Errorf("sandboxes: got %+v, want IP 10.244.0.7", sbs)
+	}
+	id := e.run(t, sb, cri.ContainerConfig{Name: "app", Command: []string{"/bin/sh", "-c", "tail -n 1 /etc/hosts; cat /etc/resolv.conf"}})
+	c := e.waitState(t, id, cri.ContainerExited, 30*time.Second)
+	want := "stdout F 10.244.0.7\tweb-0.web.default.svc.cluster.local\tweb-0\n" +
+		"stdout F nameserver 10.96.0.10\nstdout F search default.svc.cluster.local\nstdout F options ndots:5\n"
+	if got := readLog(t, c.LogPath); got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if err := r.StopSandbox(ctx, sb); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RemoveSandbox(ctx, sb); err != nil {
+		t.Fatal(err)
+	}
+	if len(net.teardowns) != 1 {
+		t.Errorf("teardown: got %d calls, want 1", len(net.teardowns))
+	}
+}
