@@ -84,6 +84,19 @@ type endpoint struct {
 	// appliers run server-side apply on served-version objects. Both per
 	// subresource ("" and "status").
 	managers, appliers map[string]*managedfields.FieldManager
+	// reset holds, per subresource with a manager, the fields its
+	// strategy resets in the storage version (see ownedUpdate).
+	reset map[string]*fieldpath.Set
+}
+
+// managerSub is the subresource the field manager of sub records: updates
+// through subresources without a manager of their own (scale) are
+// recorded as updates of the main resource.
+func (e *endpoint) managerSub(sub string) string {
+	if e.managers[sub] != nil {
+		return sub
+	}
+	return ""
 }
 
 func (e *endpoint) gr() schema.GroupResource { return e.res.GroupResource() }
@@ -160,7 +173,8 @@ func New(cfg Config) (*Server, error) {
 				return nil, fmt.Errorf("resource %s: %w", r.Name, err)
 			}
 			ep := &endpoint{res: r, gvk: gvk, storageGVK: storageGVK, store: st,
-				managers: map[string]*managedfields.FieldManager{}, appliers: map[string]*managedfields.FieldManager{}}
+				managers: map[string]*managedfields.FieldManager{}, appliers: map[string]*managedfields.FieldManager{},
+				reset: map[string]*fieldpath.Set{}}
 			for _, sub := range []string{"", "status"} {
 				if sub == "status" && !r.HasSubresource("status") {
 					continue
@@ -172,6 +186,7 @@ func New(cfg Config) (*Server, error) {
 				if ep.appliers[sub], err = newFieldManager(typeConverter, cfg.Scheme, gvk, sub); err != nil {
 					return nil, err
 				}
+				ep.reset[sub] = strategy.ResetFields(storageGVK, sub)[fieldpath.APIVersion(storageGVK.GroupVersion().String())]
 			}
 			s.endpoints[gvk.GroupVersion().WithResource(r.Name)] = ep
 		}

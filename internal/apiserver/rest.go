@@ -820,7 +820,13 @@ func (c *call) prepareUpdate(cur, next runtime.Object, sub string, trackFields b
 		}
 	}
 	if trackFields {
-		next = c.ep.manager(sub).UpdateNoErrors(cur, next, c.fieldManager)
+		msub := c.ep.managerSub(sub)
+		if mf, ok := ownedUpdate(curAcc, acc, cur, next, c.fieldManager, c.ep.storageGVK.GroupVersion().String(), msub,
+			c.ep.reset[msub], time.Now()); ok {
+			acc.SetManagedFields(mf)
+		} else {
+			next = c.ep.manager(sub).UpdateNoErrors(cur, next, c.fieldManager)
+		}
 	}
 	return next, nil
 }

@@ -244,7 +244,9 @@ func (c *Controller) syncNode(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	node := cached.DeepCopy()
+	// Most syncs are a renewed Lease that changes nothing: copy the node
+	// only when it is about to be changed.
+	node := cached
 	probe := c.observe(node)
 	grace := c.cfg.GracePeriod
 	ready := condition(node, corev1.NodeReady)
@@ -254,6 +256,7 @@ func (c *Controller) syncNode(ctx context.Context, name string) error {
 	wasReady := ready != nil && ready.Status == corev1.ConditionTrue
 	now := c.now()
 	if now.Sub(probe) > grace {
+		node = cached.DeepCopy()
 		if MarkUnknown(&node.Status, metav1.NewTime(now.Truncate(time.Second))) {
 			updated, err := c.client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
 			if err != nil {
@@ -274,6 +277,9 @@ func (c *Controller) syncNode(ctx context.Context, name string) error {
 	taints, changed := ReconcileTaints(node.Spec.Taints, WantTaints(node), metav1.NewTime(now.Truncate(time.Second)))
 	if !changed {
 		return nil
+	}
+	if node == cached {
+		node = cached.DeepCopy()
 	}
 	node.Spec.Taints = taints
 	if _, err := c.client.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {

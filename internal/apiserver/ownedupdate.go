@@ -1,0 +1,252 @@
+package apiserver
+
+import (
+	"bytes"
+	"encoding/json"
+	"sort"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
+)
+
+// ownedUpdate computes, without the managed-fields library, the
+// managedFields an Update gets in the common case of a client that keeps
+// rewriting the same fields: a node renewing its Lease, a controller
+// bumping a counter it set before. When the update changes only the values
+// of scalar fields (no field added or removed, no list touched) that the
+// updating manager's own Update entry already owns and no other entry owns,
+// the full computation (both objects converted to typed values, validated
+// and compared) ends with every entry as it was and that manager's time set
+// to now; ownedUpdate returns exactly that. It answers ok=false whenever
+// the case is not that one, and the caller runs the full computation.
+//
+// reset holds the fields the endpoint's strategy resets for this
+// subresource (the full computation never gives them to the updater), and
+// apiVersion the version the endpoint's field manager records.
+func ownedUpdate(cur, next metav1.Object, curObj, nextObj runtime.Object, manager, apiVersion, sub string,
+	reset *fieldpath.Set, now time.Time) ([]metav1.ManagedFieldsEntry, bool) {
+	live := cur.GetManagedFields()
+	if len(live) == 0 {
+		return nil, false
+	}
+	// The request's own managedFields win over the live ones unless they
+	// are absent (or the request is to a subresource); only "absent" and
+	// "the same as live" keep the live ones.
+	if sub == "" {
+		if sent := next.GetManagedFields(); sent != nil && !sameManagedFields(sent, live) {
+			return nil, false
+		}
+	}
+	if manager == "" {
+		manager = "unknown"
+	}
+	mine := -1
+	sets := make([]map[string]any, len(live))
+	for i := range live {
+		e := &live[i]
+		if e.FieldsType != "FieldsV1" || e.FieldsV1 == nil || e.APIVersion != apiVersion {
+			return nil, false
+		}
+		if e.Manager == manager && e.Operation == metav1.ManagedFieldsOperationUpdate && e.Subresource == sub {
+			if mine >= 0 {
+				return nil, false
+			}
+			mine = i
+		}
+	}
+	if mine < 0 {
+		return nil, false
+	}
+	a, err := runtime.DefaultUnstructuredConverter.ToUnstructured(curObj)
+	if err != nil {
+		return nil, false
+	}
+	b, err := runtime.DefaultUnstructuredConverter.ToUnstructured(nextObj)
+	if err != nil {
+		return nil, false
+	}
+	stripMeta(a)
+	stripMeta(b)
+	var changed [][]string
+	if !scalarChanges(a, b, nil, &changed) {
+		return nil, false
+	}
+	out := append([]metav1.ManagedFieldsEntry(nil), live...)
+	if len(changed) == 0 {
+		return out, true
+	}
+	for _, p := range changed {
+		if reset != nil && resetCovers(reset, p) {
+			return nil, false
+		}
+		for i := range live {
+			if sets[i] == nil {
+				if err := json.Unmarshal(live[i].FieldsV1.Raw, &sets[i]); err != nil {
+					return nil, false
+				}
+			}
+			if owns(sets[i], p) != (i == mine) {
+				return nil, false
+			}
+		}
+	}
+	out[mine].Time = &metav1.Time{Time: now.UTC()}
+	sortManagedFields(out)
+	return out, true
+}
+
+// sameManagedFields reports whether two managedFields lists are the same.
+func sameManagedFields(a, b []metav1.ManagedFieldsEntry) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		p, q := &a[i], &b[i]
+		if p.Manager != q.Manager || p.Operation != q.Operation || p.APIVersion != q.APIVersion ||
+			p.FieldsType != q.FieldsType || p.Subresource != q.Subresource ||
+			(p.Time == nil) != (q.Time == nil) || (p.Time != nil && !p.Time.Equal(q.Time)) ||
+			(p.FieldsV1 == nil) != (q.FieldsV1 == nil) || (p.FieldsV1 != nil && !bytes.Equal(p.FieldsV1.Raw, q.FieldsV1.Raw)) {
+			return false
+		}
+	}
+	return true
+}
+
+// stripMeta drops what the managed-fields library never tracks.
+func stripMeta(u map[string]any) {
+	delete(u, "apiVersion")
+	delete(u, "kind")
+	if m, ok := u["metadata"].(map[string]any); ok {
+		for _, k := range []string{"name", "namespace", "creationTimestamp", "selfLink", "uid",
+			"generation", "managedFields", "resourceVersion"} {
+			delete(m, k)
+		}
+	}
+}
+
+// scalarChanges appends to out the paths of scalar values that differ
+// between a and b, and reports false when they differ in any other way
+// (a field added or removed, a list changed, a type changed).
+func scalarChanges(a, b map[string]any, path []string, out *[][]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, av := range a {
+		bv, ok := b[k]
+		if !ok {
+			return false
+		}
+		p := append(path[:len(path):len(path)], k)
+		switch x := av.(type) {
+		case map[string]any:
+			y, ok := bv.(map[string]any)
+			if !ok || !scalarChanges(x, y, p, out) {
+				return false
+			}
+		case []any:
+			y, ok := bv.([]any)
+			if !ok || !sameList(x, y) {
+				return false
+			}
+		case string, bool, int64, float64:
+			switch bv.(type) {
+			case string, bool, int64, float64:
+			default:
+				return false
+			}
+			if av != bv {
+				*out = append(*out, p)
+			}
+		default:
+			if av != nil || bv != nil {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// sameList reports whether two lists of unstructured values are equal.
+func sameList(a, b []any) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		var none [][]string
+		switch x := a[i].(type) {
+		case map[string]any:
+			y, ok := b[i].(map[string]any)
+			if !ok || !scalarChanges(x, y, nil, &none) || len(none) > 0 {
+				return false
+			}
+		case []any:
+			y, ok := b[i].([]any)
+			if !ok || !sameList(x, y) {
+				return false
+			}
+		default:
+			if a[i] != b[i] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// owns reports whether a decoded fieldsV1 set holds the field at path
+// itself (not only a parent or a child of it).
+func owns(set map[string]any, path []string) bool {
+	cur := set
+	for _, k := range path {
+		next, ok := cur["f:"+k].(map[string]any)
+		if !ok {
+			return false
+		}
+		cur = next
+	}
+	return len(cur) == 0
+}
+
+// resetCovers reports whether the reset set holds path or a parent of it.
+func resetCovers(reset *fieldpath.Set, path []string) bool {
+	p := make(fieldpath.Path, 0, len(path))
+	for i := range path {
+		name := path[i]
+		p = append(p, fieldpath.PathElement{FieldName: &name})
+		if reset.Has(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// sortManagedFields orders entries as the managed-fields library stores
+// them: by operation, then time (seconds), manager, API version and
+// subresource.
+func sortManagedFields(e []metav1.ManagedFieldsEntry) {
+	sort.Slice(e, func(i, j int) bool {
+		p, q := e[i], e[j]
+		if p.Operation != q.Operation {
+			return p.Operation < q.Operation
+		}
+		var ps, qs int64
+		if p.Time != nil {
+			ps = p.Time.Unix()
+		}
+		if q.Time != nil {
+			qs = q.Time.Unix()
+		}
+		if ps != qs {
+			return ps < qs
+		}
+		if p.Manager != q.Manager {
+			return p.Manager < q.Manager
+		}
+		if p.APIVersion != q.APIVersion {
+			return p.APIVersion < q.APIVersion
+		}
+		return p.Subresource < q.Subresource
+	})
+}
