@@ -62,10 +62,13 @@ func (s *Store) GC(ctx context.Context, highPercent, lowPercent int, inUse func(
 				if img.ID != c.ID || !lastUsed(*img).Equal(lastUsed(c)) || imageInUse(img, inUse) {
 					continue
 				}
+				others := otherLayers(ix, img)
+				counted := map[string]bool{}
 				for _, d := range img.DiffIDs {
-					if !slices.Contains(otherLayers(ix, img), d) {
+					if !counted[d] && !slices.Contains(others, d) {
 						bytes += s.layerSize(d)
 					}
+					counted[d] = true
 				}
 				drop = s.deleteLocked(ix, img)
 				return nil

@@ -25,7 +25,7 @@ import (
 var _ cri.ImageService = (*Store)(nil)
 
 // ErrNotFound is returned (wrapped) for an image the store does not hold.
-var ErrNotFound = errors.New("image not found")
+var ErrNotFound = errors.New("not found")
 
 // Config configures a Store.
 type Config struct {
