@@ -34,6 +34,7 @@ func Run(ctx context.Context, streams Streams, args []string) error {
 	root.AddCommand(newServerCommand(streams), newKubectlCommand(streams), newVersionCommand(streams))
 	root.AddCommand(newAgentCommand(streams), newSimCommand(streams))
 	root.AddCommand(newShimCommand())
+	root.AddCommand(newImagesCommand(streams))
 	if len(args) > 0 {
 		args = args[1:]
 	}
