@@ -24,18 +24,33 @@ const (
 // scheduler: the goroutine exits without unlocking, so the thread, whose
 // namespaces differ from the process's, dies with it.
 func pinNamespaces(dir string, kinds []string, hostname string) (map[string]string, error) {
-	type result struct {
-		paths map[string]string
-		err   error
-	}
-	ch := make(chan result, 1)
+	var paths map[string]string
+	err := onThrowawayThread(func() error {
+		var err error
+		paths, err = pinOnThisThread(dir, kinds, hostname)
+		return err
+	})
+	return paths, err
+}
+
+// onThrowawayThread runs fn on a locked OS thread that exits afterwards,
+// so fn may change the thread's namespaces or working directory. It never
+// uses the main thread: Go cannot end that one, it would only be parked,
+// and /proc/self (the main thread) would show the changed namespaces.
+func onThrowawayThread(fn func() error) error {
+	ch := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		paths, err := pinOnThisThread(dir, kinds, hostname)
-		ch <- result{paths, err}
+		if unix.Gettid() == unix.Getpid() {
+			// Hold the main thread so the retry lands on another one.
+			ch <- onThrowawayThread(fn)
+			runtime.UnlockOSThread()
+			return
+		}
+		ch <- fn()
+		// Ends still locked: the runtime terminates the thread.
 	}()
-	res := <-ch
-	return res.paths, res.err
+	return <-ch
 }
 
 func pinOnThisThread(dir string, kinds []string, hostname string) (map[string]string, error) {
@@ -153,22 +168,16 @@ func mountOverlay(target string, lowers []string, upper, work string) error {
 	if len(data) >= unix.Getpagesize()-1 {
 		return fmt.Errorf("mount overlay on %s: %d layers do not fit in the mount options", target, len(lowers))
 	}
-	ch := make(chan error, 1)
-	go func() {
-		// The thread's working directory is changed, so it never goes
-		// back to the scheduler: the goroutine ends still locked.
-		runtime.LockOSThread()
+	err := onThrowawayThread(func() error {
 		if err := unix.Unshare(unix.CLONE_FS); err != nil {
-			ch <- fmt.Errorf("unshare fs: %w", err)
-			return
+			return fmt.Errorf("unshare fs: %w", err)
 		}
 		if err := unix.Chdir(base); err != nil {
-			ch <- err
-			return
+			return err
 		}
-		ch <- unix.Mount("overlay", target, "overlay", 0, data)
-	}()
-	if err := <-ch; err != nil {
+		return unix.Mount("overlay", target, "overlay", 0, data)
+	})
+	if err != nil {
 		return fmt.Errorf("mount overlay on %s: %w", target, err)
 	}
 	return nil

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/skiff-sh/skiff/internal/cri"
 )
 
@@ -838,5 +840,28 @@ func TestSandboxNetwork(t *testing.T) {
 	}
 	if len(net.teardowns) != 1 {
 		t.Errorf("teardown: got %d calls, want 1", len(net.teardowns))
+	}
+}
+
+// TestThrowawayThreadKeepsProcessNamespaces unshares namespaces many
+// times and checks the process (its main thread, and new threads) keeps
+// its own.
+func TestThrowawayThreadKeepsProcessNamespaces(t *testing.T) {
+	requireRuntime(t)
+	before, err := os.Readlink("/proc/self/ns/uts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		err := onThrowawayThread(func() error { return unix.Unshare(unix.CLONE_NEWUTS) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.Readlink("/proc/self/ns/uts"); got != before {
+			t.Fatalf("iteration %d: main thread's uts namespace: got %s, want %s", i, got, before)
+		}
+		if got, _ := os.Readlink("/proc/thread-self/ns/uts"); got != before {
+			t.Fatalf("iteration %d: this thread's uts namespace: got %s, want %s", i, got, before)
+		}
 	}
 }
