@@ -1,8 +1,11 @@
 package image
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"time"
@@ -17,6 +20,7 @@ import (
 // kept too. Like the kubelet, GC reports an error when it could not free
 // enough.
 func (s *Store) GC(ctx context.Context, highPercent, lowPercent int, inUse func(imageID string) bool) error {
+	s.pruneOrphans()
 	used, total, err := s.diskUsage(s.root)
 	if err != nil {
 		return fmt.Errorf("image gc: %w", err)
@@ -59,7 +63,7 @@ func (s *Store) GC(ctx context.Context, highPercent, lowPercent int, inUse func(
 			for _, img := range ix.Images {
 				// Re-check under the lock: the image may have been used or
 				// re-pulled since the candidates were chosen.
-				if img.ID != c.ID || !lastUsed(*img).Equal(lastUsed(c)) || imageInUse(img, inUse) {
+				if img.ID != c.ID || !lastUsed(*img).Equal(lastUsed(c)) || imageInUse(img, inUse) || len(s.mountedLayers(ix, img)) > 0 {
 					continue
 				}
 				others := otherLayers(ix, img)
@@ -114,4 +118,52 @@ func otherLayers(ix *index, img *Image) []string {
 		}
 	}
 	return out
+}
+
+// orphanAge is how old an unreferenced layer must be before GC deletes
+// it: a pull in another process renames its layers into place a moment
+// before it records the image.
+const orphanAge = time.Hour
+
+// pruneOrphans deletes layers no image references (left by a crash
+// between unpacking and recording, or kept by Remove while mounted) once
+// they are old and no longer mounted.
+func (s *Store) pruneOrphans() {
+	entries, err := os.ReadDir(s.path("layers"))
+	if err != nil {
+		return
+	}
+	var drop []string
+	err = s.update(func(ix *index) error {
+		used := map[string]bool{}
+		for _, img := range ix.Images {
+			for _, d := range img.DiffIDs {
+				used[layerHex(d)] = true
+			}
+		}
+		info, _ := os.ReadFile("/proc/self/mountinfo")
+		for _, e := range entries {
+			fi, err := e.Info()
+			if err != nil || used[e.Name()] || s.now().Sub(fi.ModTime()) < orphanAge ||
+				bytes.Contains(info, []byte(s.path("layers", e.Name()))) {
+				continue
+			}
+			tmp, err := s.tempDir("remove")
+			if err != nil {
+				return err
+			}
+			if err := os.Rename(s.path("layers", e.Name()), filepath.Join(tmp, "layer")); err != nil {
+				return err
+			}
+			drop = append(drop, tmp)
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Warn("prune unreferenced layers", "err", err)
+	}
+	if len(drop) > 0 {
+		s.log.Info("pruned unreferenced layers", "count", len(drop))
+	}
+	s.removeLayers(drop)
 }

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,6 +27,10 @@ var _ cri.ImageService = (*Store)(nil)
 
 // ErrNotFound is returned (wrapped) for an image the store does not hold.
 var ErrNotFound = errors.New("not found")
+
+// ErrInUse is returned (wrapped) by Remove for an image whose own layers
+// are mounted, i.e. a container of it exists.
+var ErrInUse = errors.New("in use by a container")
 
 // Config configures a Store.
 type Config struct {
@@ -452,6 +457,9 @@ func (s *Store) Remove(ref string) error {
 			img.RepoTags = slices.DeleteFunc(img.RepoTags, func(t string) bool { return t == r.String() })
 			return nil
 		}
+		if mounted := s.mountedLayers(ix, img); len(mounted) > 0 {
+			return fmt.Errorf("image %q: %w (layer %s is mounted)", ref, ErrInUse, mounted[0])
+		}
 		removed = img
 		drop = s.deleteLocked(ix, img)
 		return nil
@@ -500,6 +508,23 @@ func (s *Store) deleteLocked(ix *index, img *Image) []string {
 		}
 	}
 	return drop
+}
+
+// mountedLayers are the layers only img has that appear in a mount of
+// this mount namespace (an overlay lowerdir of a container's root).
+func (s *Store) mountedLayers(ix *index, img *Image) []string {
+	info, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	others := otherLayers(ix, img)
+	var out []string
+	for _, d := range img.DiffIDs {
+		if !slices.Contains(others, d) && bytes.Contains(info, []byte(s.layerDir(d))) {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 func digestInUse(ix *index, d string) bool {

@@ -565,8 +565,35 @@ func TestWhiteoutsAndOverlay(t *testing.T) {
 			t.Errorf("%s exists = %v, want %v (%v)", rel, got, want, err)
 		}
 	}
+	if err := s.Remove("example.com/whiteout:v1"); !errors.Is(err, ErrInUse) {
+		t.Errorf("removing an image whose layers are mounted: got %v, want ErrInUse", err)
+	}
 	check("d/gone", false)
 	check("d/kept", true)
 	check("o/hidden", false)
 	check("o/new", true)
+}
+
+func TestGCPrunesOldOrphanLayers(t *testing.T) {
+	s := newStore(t, "")
+	s.diskUsage = func(string) (uint64, uint64, error) { return 1, 100, nil }
+	old, fresh := s.path("layers", strings.Repeat("a", 64)), s.path("layers", strings.Repeat("b", 64))
+	for _, d := range []string{old, fresh} {
+		if err := os.MkdirAll(filepath.Join(d, "fs"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	past := time.Now().Add(-2 * orphanAge)
+	if err := os.Chtimes(old, past, past); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.GC(context.Background(), 85, 80, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("old unreferenced layer: got %v, want it deleted", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("fresh unreferenced layer (maybe a pull in progress) was deleted: %v", err)
+	}
 }
