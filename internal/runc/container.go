@@ -284,6 +284,12 @@ func (r *Runtime) StopContainer(ctx context.Context, id string, grace time.Durat
 	if _, ok := r.exitStatus(id); ok {
 		return nil
 	}
+	if !r.shimAlive(id) {
+		if _, ok := r.exitStatus(id); ok { // the shim just finished
+			return nil
+		}
+		return r.recordLostContainer(ctx, id)
+	}
 	if grace > 0 {
 		if _, err := r.runc(ctx, "kill", id, "TERM"); err != nil {
 			r.logger.Debug("sigterm", "id", id, "err", err)
@@ -301,18 +307,28 @@ func (r *Runtime) StopContainer(ctx context.Context, id string, grace time.Durat
 		return nil
 	}
 	if !r.shimAlive(id) {
-		// The shim died without recording the end: record it ourselves.
-		_, _ = r.runc(ctx, "delete", "--force", id)
-		st := exitStatus{ExitCode: 137, Reason: "Unknown", Message: "the container's shim died", FinishedAt: time.Now()}
-		if err := writeJSON(filepath.Join(r.cfg.containerDir(id), exitFile), st); err != nil {
-			return fmt.Errorf("container %q: %w", id, err)
+		if _, ok := r.exitStatus(id); ok {
+			return nil
 		}
-		return nil
+		return r.recordLostContainer(ctx, id)
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("stop container %q: %w", id, ctx.Err())
 	}
 	return fmt.Errorf("stop container %q: still running %s after SIGKILL", id, killTimeout)
+}
+
+// recordLostContainer ends a container whose shim is gone without an exit
+// record (it was killed, or the node rebooted): whatever runc still has
+// is killed and deleted, and the exit is recorded as unknown.
+func (r *Runtime) recordLostContainer(ctx context.Context, id string) error {
+	_, _ = r.runc(ctx, "delete", "--force", id)
+	st := exitStatus{ExitCode: 137, Reason: "Unknown", Message: "the container's shim is gone", FinishedAt: time.Now()}
+	if err := writeJSON(filepath.Join(r.cfg.containerDir(id), exitFile), st); err != nil {
+		return fmt.Errorf("container %q: %w", id, err)
+	}
+	r.logger.Warn("container lost its shim", "id", id)
+	return nil
 }
 
 // waitExit polls for the shim's exit record until timeout.

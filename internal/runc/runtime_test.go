@@ -177,12 +177,16 @@ func newTestEnv(t *testing.T) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	shim := []string{exe, "shim"}
+	if bin := os.Getenv("SKIFF_TEST_SHIM_BINARY"); bin != "" {
+		shim[0] = bin // a built skiff binary: exercises its hidden shim command
+	}
 	cfg := Config{
 		Root:        filepath.Join(dir, "root"),
 		RunDir:      filepath.Join(dir, "run"),
 		CgroupRoot:  "skiff-test-" + hex.EncodeToString(suffix),
 		Images:      fakeImages{busyboxImage(t)},
-		ShimCommand: []string{exe, "shim"},
+		ShimCommand: shim,
 		Logger:      slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	r, err := New(cfg)
@@ -571,6 +575,14 @@ func TestRemoveSandboxLeavesNothing(t *testing.T) {
 	if data, err := os.ReadFile(filepath.Join(memDir, "memory.limit_in_bytes")); err != nil || strings.TrimSpace(string(data)) != "67108864" {
 		t.Errorf("memory limit in %s: got %q, %v, want 67108864", memDir, data, err)
 	}
+	for file, want := range map[string]string{
+		filepath.Join(cgroupMount, "cpu", e.cfg.CgroupRoot, "kubepods/burstable/podgone", id, "cpu.shares"): "256",
+		filepath.Join(cgroupMount, "pids", e.cfg.CgroupRoot, "kubepods/burstable/podgone", id, "pids.max"):  "50",
+	} {
+		if data, err := os.ReadFile(file); err != nil || strings.TrimSpace(string(data)) != want {
+			t.Errorf("%s: got %q, %v, want %s", file, data, err, want)
+		}
+	}
 	if !pauseAlive(s.PausePID) {
 		t.Errorf("pause process %d not running", s.PausePID)
 	}
@@ -862,6 +874,48 @@ func TestThrowawayThreadKeepsProcessNamespaces(t *testing.T) {
 		}
 		if got, _ := os.Readlink("/proc/thread-self/ns/uts"); got != before {
 			t.Fatalf("iteration %d: this thread's uts namespace: got %s, want %s", i, got, before)
+		}
+	}
+}
+
+// TestLostShim kills a running container's shim: the container is then
+// stopped by runc directly and reported Exited with an unknown reason.
+func TestLostShim(t *testing.T) {
+	e := newTestEnv(t)
+	sb := e.sandbox(t, cri.SandboxConfig{Hostname: "lost"})
+	id := e.run(t, sb, cri.ContainerConfig{Name: "app", Command: []string{"/bin/sleep", "3600"}})
+	e.waitState(t, id, cri.ContainerRunning, 10*time.Second)
+	shimPID, err := os.ReadFile(filepath.Join(e.cfg.containerDir(id), shimPIDFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	initPID, err := os.ReadFile(filepath.Join(e.cfg.containerDir(id), initPIDFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	fmt.Sscan(string(shimPID), &pid)
+	if err := unix.Kill(pid, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for e.r.shimAlive(id) {
+		if time.Now().After(deadline) {
+			t.Fatal("shim still alive after SIGKILL")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := e.r.StopContainer(context.Background(), id, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	c := e.container(t, id)
+	if c.State != cri.ContainerExited || c.Reason != "Unknown" {
+		t.Errorf("got %s reason %q, want Exited Unknown", c.State, c.Reason)
+	}
+	if _, err := os.Stat("/proc/" + strings.TrimSpace(string(initPID))); err == nil {
+		cmdline, _ := os.ReadFile("/proc/" + strings.TrimSpace(string(initPID)) + "/cmdline")
+		if strings.Contains(string(cmdline), "sleep") {
+			t.Errorf("container init %s still running", initPID)
 		}
 	}
 }
