@@ -39,6 +39,9 @@ type Mirror struct {
 	// Endpoints are URLs ("https://mirror.example", "http://10.0.0.1:5000");
 	// one without a scheme is https.
 	Endpoints []string `json:"endpoint,omitempty"`
+	// Rewrite is k3s's repository rewriting; it is parsed so the error
+	// can say it is not supported.
+	Rewrite map[string]string `json:"rewrite,omitempty"`
 }
 
 // RegistryConfig is how to talk to one host.
@@ -95,6 +98,9 @@ func ParseRegistries(data []byte) (Registries, error) {
 	for host, m := range r.Mirrors {
 		if host == "" {
 			return Registries{}, fmt.Errorf("registries: mirror with an empty registry name")
+		}
+		if len(m.Rewrite) > 0 {
+			return Registries{}, fmt.Errorf("registries: mirror %q: rewrite is not supported", host)
 		}
 		for _, ep := range m.Endpoints {
 			if _, err := parseEndpoint(ep); err != nil {

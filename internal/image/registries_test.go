@@ -53,6 +53,7 @@ configs:
 		{name: "path", in: "mirrors:\n  docker.io:\n    endpoint: [\"https://x/some/path\"]\n", wantErr: "paths"},
 		{name: "bad auth", in: "configs:\n  x:\n    auth:\n      auth: \"!!\"\n", wantErr: "base64"},
 		{name: "cert without key", in: "configs:\n  x:\n    tls:\n      cert_file: /c\n", wantErr: "cert_file and key_file"},
+		{name: "rewrite", in: "mirrors:\n  docker.io:\n    rewrite: {\"^(.*)$\": \"x/$1\"}\n", wantErr: "rewrite is not supported"},
 		{name: "not yaml", in: "mirrors: [", wantErr: "parse registries"},
 	}
 	for _, tt := range tests {
