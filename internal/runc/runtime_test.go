@@ -826,6 +826,7 @@ func TestSandboxNetwork(t *testing.T) {
 	}
 	ctx := context.Background()
 	sb, err := r.RunSandbox(ctx, cri.SandboxConfig{Namespace: "default", Name: "web-0", Hostname: "web-0", Subdomain: "web",
+		Sysctls: map[string]string{"net.ipv4.ip_unprivileged_port_start": "80"},
 		DNS: &cri.DNSConfig{Servers: []string{"10.96.0.10"}, Searches: []string{"default.svc.cluster.local"}, Options: []string{"ndots:5"}}})
 	if err != nil {
 		t.Fatal(err)
@@ -837,10 +838,10 @@ func TestSandboxNetwork(t *testing.T) {
 	if len(sbs) != 1 || len(sbs[0].IPs) != 1 || sbs[0].IPs[0] != "10.244.0.7" {
 		t.Errorf("sandboxes: got %+v, want IP 10.244.0.7", sbs)
 	}
-	id := e.run(t, sb, cri.ContainerConfig{Name: "app", Command: []string{"/bin/sh", "-c", "tail -n 1 /etc/hosts; cat /etc/resolv.conf"}})
+	id := e.run(t, sb, cri.ContainerConfig{Name: "app", Command: []string{"/bin/sh", "-c", "tail -n 1 /etc/hosts; cat /etc/resolv.conf; cat /proc/sys/net/ipv4/ip_unprivileged_port_start"}})
 	c := e.waitState(t, id, cri.ContainerExited, 30*time.Second)
 	want := "stdout F 10.244.0.7\tweb-0.web.default.svc.cluster.local\tweb-0\n" +
-		"stdout F nameserver 10.96.0.10\nstdout F search default.svc.cluster.local\nstdout F options ndots:5\n"
+		"stdout F nameserver 10.96.0.10\nstdout F search default.svc.cluster.local\nstdout F options ndots:5\nstdout F 80\n"
 	if got := readLog(t, c.LogPath); got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
