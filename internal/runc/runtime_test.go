@@ -827,7 +827,7 @@ func TestSandboxNetwork(t *testing.T) {
 	ctx := context.Background()
 	sb, err := r.RunSandbox(ctx, cri.SandboxConfig{Namespace: "default", Name: "web-0", Hostname: "web-0", Subdomain: "web",
 		Sysctls: map[string]string{"net.ipv4.ip_unprivileged_port_start": "80"},
-		DNS: &cri.DNSConfig{Servers: []string{"10.96.0.10"}, Searches: []string{"default.svc.cluster.local"}, Options: []string{"ndots:5"}}})
+		DNS:     &cri.DNSConfig{Servers: []string{"10.96.0.10"}, Searches: []string{"default.svc.cluster.local"}, Options: []string{"ndots:5"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
