@@ -247,17 +247,43 @@ func TestServerBinary(t testing.TB) string {
 	if _, err := os.Stat(out); err == nil {
 		return out
 	}
-	tmp, err := os.CreateTemp(os.TempDir(), "skiff-imagetest-build-")
+	// Build in a module of its own, so the repository's go.mod (which
+	// other work may be changing) plays no part.
+	work, err := os.MkdirTemp(os.TempDir(), "skiff-imagetest-build-")
+	if err != nil {
+		t.Fatalf("imagetest: %v", err)
+	}
+	defer os.RemoveAll(work)
+	if err := os.WriteFile(filepath.Join(work, "main.go"), main, 0o600); err != nil {
+		t.Fatalf("imagetest: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(work, "go.mod"), []byte("module testserver\n\ngo 1.22\n"), 0o600); err != nil {
+		t.Fatalf("imagetest: %v", err)
+	}
+	bin := filepath.Join(work, "testserver")
+	cmd := exec.Command(goBin, "build", "-trimpath", "-o", bin, ".")
+	cmd.Dir = work
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOWORK=off", "GOFLAGS=", "GOTOOLCHAIN=local")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("imagetest: build testserver: %v\n%s", err, b)
+	}
+	// Rename within the temporary directory: concurrent builders race
+	// harmlessly, each installing a complete binary.
+	tmp, err := os.CreateTemp(os.TempDir(), "skiff-imagetest-bin-")
 	if err != nil {
 		t.Fatalf("imagetest: %v", err)
 	}
 	tmp.Close()
 	defer os.Remove(tmp.Name())
-	cmd := exec.Command(goBin, "build", "-trimpath", "-o", tmp.Name(), ".")
-	cmd.Dir = src
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOFLAGS=-mod=mod")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("imagetest: build testserver: %v\n%s", err, b)
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatalf("imagetest: %v", err)
+	}
+	if err := os.WriteFile(tmp.Name(), data, 0o755); err != nil {
+		t.Fatalf("imagetest: %v", err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o755); err != nil {
+		t.Fatalf("imagetest: %v", err)
 	}
 	if err := os.Rename(tmp.Name(), out); err != nil {
 		t.Fatalf("imagetest: %v", err)
