@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 )
 
@@ -40,6 +41,12 @@ type Config struct {
 	NodeIP string
 	// Runtime runs the pods; required.
 	Runtime Runtime
+	// Images pulls the pods' images before their containers are created;
+	// nil for a runtime that needs no images (the simulated one).
+	Images ImageService
+	// Recorder records the node's events about pods (Pulling, Pulled,
+	// Failed, BackOff); nil records none.
+	Recorder record.EventRecorder
 	// Capacity is what the node offers (cpu, memory, pods,
 	// ephemeral-storage); Allocatable defaults to it.
 	Capacity    corev1.ResourceList
@@ -129,6 +136,8 @@ type Kubelet struct {
 	mu      sync.Mutex
 	node    *corev1.Node
 	backoff map[string]backoffEntry
+	// pulls holds failed image pulls by pod UID and container name.
+	pulls map[string]pullState
 	written map[string]writtenStatus // by pod UID
 
 	// kick wakes the node loop.
@@ -161,6 +170,7 @@ func New(cfg Config) (*Kubelet, error) {
 		log:     cfg.Logger.With("node", cfg.NodeName),
 		clock:   cfg.Clock,
 		backoff: map[string]backoffEntry{},
+		pulls:   map[string]pullState{},
 		written: map[string]writtenStatus{},
 		seen:    map[string]string{},
 		kick:    make(chan struct{}, 1),

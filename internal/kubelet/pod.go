@@ -93,7 +93,7 @@ func (k *Kubelet) syncPod(ctx context.Context, pod *corev1.Pod) (time.Duration, 
 	k.mu.Unlock()
 	now := k.clock.Now()
 	a := computePodActions(pod, rt, backoff, now)
-	changed, err := k.apply(ctx, pod, rt, a)
+	changed, pullRetry, err := k.apply(ctx, pod, rt, a)
 	if err != nil {
 		// What did change is still reported below on the retry.
 		return 0, err
@@ -118,6 +118,9 @@ func (k *Kubelet) syncPod(ctx context.Context, pod *corev1.Pod) (time.Duration, 
 	if err := k.writeStatus(ctx, pod, status); err != nil {
 		return 0, err
 	}
+	if pullRetry > 0 && (a.RequeueAfter == 0 || pullRetry < a.RequeueAfter) {
+		return pullRetry, nil
+	}
 	return a.RequeueAfter, nil
 }
 
@@ -125,7 +128,7 @@ func (k *Kubelet) syncPod(ctx context.Context, pod *corev1.Pod) (time.Duration, 
 func (k *Kubelet) podStatus(pod *corev1.Pod, rt podRuntime, backoff map[string]time.Duration, terminal bool) corev1.PodStatus {
 	return generatePodStatus(statusInput{
 		Pod: pod, Runtime: rt, Scheme: k.rtInfo.Name, HostIPs: k.hostIPs(),
-		Backoff: backoff, Terminal: terminal, Now: k.clock.Now(),
+		Backoff: backoff, Terminal: terminal, Now: k.clock.Now(), Waiting: k.pullWaiting(pod),
 	})
 }
 
@@ -136,20 +139,19 @@ func allContainers(pod *corev1.Pod) []corev1.Container {
 
 // apply carries out a pod's actions and reports whether anything in the
 // runtime changed.
-func (k *Kubelet) apply(ctx context.Context, pod *corev1.Pod, rt podRuntime, a podActions) (bool, error) {
-	changed := false
+func (k *Kubelet) apply(ctx context.Context, pod *corev1.Pod, rt podRuntime, a podActions) (changed bool, retry time.Duration, err error) {
 	if a.KillPod {
 		if err := k.killPod(ctx, pod, rt, 0); err != nil {
-			return changed, err
+			return changed, retry, err
 		}
 		changed = true
 		if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
-			return changed, nil
+			return changed, retry, nil
 		}
 	}
 	for _, id := range a.Remove {
 		if err := k.rt.RemoveContainer(ctx, id); err != nil {
-			return changed, fmt.Errorf("pod %s/%s: remove container %s: %w", pod.Namespace, pod.Name, id, err)
+			return changed, retry, fmt.Errorf("pod %s/%s: remove container %s: %w", pod.Namespace, pod.Name, id, err)
 		}
 		changed = true
 	}
@@ -172,7 +174,7 @@ func (k *Kubelet) apply(ctx context.Context, pod *corev1.Pod, rt podRuntime, a p
 			PodCIDR: k.podCIDR(), Labels: pod.Labels,
 		})
 		if err != nil {
-			return changed, fmt.Errorf("pod %s/%s: run sandbox: %w", pod.Namespace, pod.Name, err)
+			return changed, retry, fmt.Errorf("pod %s/%s: run sandbox: %w", pod.Namespace, pod.Name, err)
 		}
 		sandboxID, changed = id, true
 	}
@@ -181,13 +183,23 @@ func (k *Kubelet) apply(ctx context.Context, pod *corev1.Pod, rt podRuntime, a p
 		if spec == nil || sandboxID == "" {
 			continue
 		}
+		if ok, wait := k.ensureImage(ctx, pod, spec); !ok {
+			changed = true // the waiting reason changed
+			if wait > 0 && (retry == 0 || wait < retry) {
+				retry = wait
+			}
+			if s.Init {
+				break // later init containers wait for this one
+			}
+			continue
+		}
 		id, err := k.rt.CreateContainer(ctx, sandboxID, containerConfig(spec, s.Attempt))
 		if err != nil {
-			return changed, fmt.Errorf("pod %s/%s: create container %q: %w", pod.Namespace, pod.Name, s.Name, err)
+			return changed, retry, fmt.Errorf("pod %s/%s: create container %q: %w", pod.Namespace, pod.Name, s.Name, err)
 		}
 		changed = true
 		if err := k.rt.StartContainer(ctx, id); err != nil {
-			return changed, fmt.Errorf("pod %s/%s: start container %q: %w", pod.Namespace, pod.Name, s.Name, err)
+			return changed, retry, fmt.Errorf("pod %s/%s: start container %q: %w", pod.Namespace, pod.Name, s.Name, err)
 		}
 		if s.Backoff != nil {
 			k.mu.Lock()
@@ -198,7 +210,7 @@ func (k *Kubelet) apply(ctx context.Context, pod *corev1.Pod, rt podRuntime, a p
 			k.log.Info("restarted container", "pod", pod.Namespace+"/"+pod.Name, "container", s.Name, "restartCount", s.Attempt)
 		}
 	}
-	return changed, nil
+	return changed, retry, nil
 }
 
 // findContainer returns a container of the pod's spec by name.

@@ -42,6 +42,9 @@ type statusInput struct {
 	// being deleted): the phase is then final.
 	Terminal bool
 	Now      time.Time
+	// Waiting holds containers that cannot be created yet and why (their
+	// image could not be pulled); it overrides their state.
+	Waiting map[string]corev1.ContainerStateWaiting
 }
 
 // generatePodStatus computes the status the API must show for a pod from
@@ -232,8 +235,12 @@ func bracket(names []string) string { return "[" + strings.Join(names, " ") + "]
 func (in statusInput) containerStatus(spec *corev1.Container, waitingReason string, ready func(string) bool) corev1.ContainerStatus {
 	cs := corev1.ContainerStatus{Name: spec.Name, Image: spec.Image, Started: new(bool)}
 	all := in.Runtime.Containers[spec.Name]
+	w, blocked := in.Waiting[spec.Name]
 	if len(all) == 0 {
 		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: waitingReason}
+		if blocked {
+			cs.State.Waiting = &w
+		}
 		return cs
 	}
 	c := &all[0]
@@ -250,7 +257,10 @@ func (in statusInput) containerStatus(spec *corev1.Container, waitingReason stri
 		cs.Ready = ready(spec.Name)
 	case ContainerExited:
 		t := in.terminated(c)
-		if delay, ok := in.Backoff[spec.Name]; ok {
+		if blocked {
+			cs.State.Waiting = &w
+			cs.LastTerminationState = corev1.ContainerState{Terminated: t}
+		} else if delay, ok := in.Backoff[spec.Name]; ok {
 			cs.State.Waiting = &corev1.ContainerStateWaiting{
 				Reason: waitingCrashLoopBackOff,
 				Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)",
