@@ -137,7 +137,7 @@ type Kubelet struct {
 	node    *corev1.Node
 	backoff map[string]backoffEntry
 	// pulls holds failed image pulls by pod UID and container name.
-	pulls map[string]pullState
+	pulls   map[string]pullState
 	written map[string]writtenStatus // by pod UID
 
 	// kick wakes the node loop.
