@@ -47,6 +47,16 @@ type Config struct {
 	// Recorder records the node's events about pods (Pulling, Pulled,
 	// Failed, BackOff); nil records none.
 	Recorder record.EventRecorder
+	// PodCIDRChanged is told the node's podCIDR when node IPAM assigns
+	// it, for the pod network.
+	PodCIDRChanged func(cidr string)
+	// PodsDir holds the pods' volumes (PodsDir/<uid>/volumes/...); empty
+	// for a runtime without volumes (the simulated one).
+	PodsDir string
+	// ClusterDNS and ClusterDomain go into the resolv.conf of pods with
+	// dnsPolicy ClusterFirst (default 10.96.0.10 and cluster.local).
+	ClusterDNS    []string
+	ClusterDomain string
 	// Capacity is what the node offers (cpu, memory, pods,
 	// ephemeral-storage); Allocatable defaults to it.
 	Capacity    corev1.ResourceList
@@ -115,6 +125,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Workers <= 0 {
 		c.Workers = defaultWorkers
+	}
+	if len(c.ClusterDNS) == 0 {
+		c.ClusterDNS = []string{"10.96.0.10"}
+	}
+	if c.ClusterDomain == "" {
+		c.ClusterDomain = "cluster.local"
 	}
 	return nil
 }
@@ -193,8 +209,15 @@ func (k *Kubelet) Run(ctx context.Context) error {
 
 func (k *Kubelet) setNode(n *corev1.Node) {
 	k.mu.Lock()
+	prev := ""
+	if k.node != nil {
+		prev = k.node.Spec.PodCIDR
+	}
 	k.node = n
 	k.mu.Unlock()
+	if n != nil && n.Spec.PodCIDR != prev && n.Spec.PodCIDR != "" && k.cfg.PodCIDRChanged != nil {
+		k.cfg.PodCIDRChanged(n.Spec.PodCIDR)
+	}
 }
 
 func (k *Kubelet) getNode() *corev1.Node {

@@ -160,19 +160,7 @@ func (k *Kubelet) apply(ctx context.Context, pod *corev1.Pod, rt podRuntime, a p
 		sandboxID = sb.ID
 	}
 	if a.CreateSandbox {
-		hostname := pod.Spec.Hostname
-		if hostname == "" {
-			hostname = pod.Name
-		}
-		var hostIP string
-		if ips := k.hostIPs(); len(ips) > 0 {
-			hostIP = ips[0]
-		}
-		id, err := k.rt.RunSandbox(ctx, SandboxConfig{
-			PodUID: pod.UID, Namespace: pod.Namespace, Name: pod.Name, Attempt: a.SandboxAttempt,
-			Hostname: hostname, HostNetwork: pod.Spec.HostNetwork, HostIP: hostIP,
-			PodCIDR: k.podCIDR(), Labels: pod.Labels,
-		})
+		id, err := k.rt.RunSandbox(ctx, k.sandboxConfig(pod, a.SandboxAttempt))
 		if err != nil {
 			return changed, retry, fmt.Errorf("pod %s/%s: run sandbox: %w", pod.Namespace, pod.Name, err)
 		}
@@ -193,14 +181,29 @@ func (k *Kubelet) apply(ctx context.Context, pod *corev1.Pod, rt podRuntime, a p
 			}
 			continue
 		}
-		id, err := k.rt.CreateContainer(ctx, sandboxID, containerConfig(spec, s.Attempt))
+		cfg, err := k.containerConfig(ctx, pod, spec, s.Attempt, k.sandboxIPs(ctx, rt, sandboxID), nil)
+		if err != nil {
+			k.configFailed(pod, spec, err)
+			changed = true
+			if retry == 0 || configRetry < retry {
+				retry = configRetry
+			}
+			if s.Init {
+				break
+			}
+			continue
+		}
+		id, err := k.rt.CreateContainer(ctx, sandboxID, cfg)
 		if err != nil {
 			return changed, retry, fmt.Errorf("pod %s/%s: create container %q: %w", pod.Namespace, pod.Name, s.Name, err)
 		}
 		changed = true
+		k.event(pod, spec, corev1.EventTypeNormal, "Created", "Created container: "+s.Name)
 		if err := k.rt.StartContainer(ctx, id); err != nil {
+			k.event(pod, spec, corev1.EventTypeWarning, "Failed", "Error: "+err.Error())
 			return changed, retry, fmt.Errorf("pod %s/%s: start container %q: %w", pod.Namespace, pod.Name, s.Name, err)
 		}
+		k.event(pod, spec, corev1.EventTypeNormal, "Started", "Started container "+s.Name)
 		if s.Backoff != nil {
 			k.mu.Lock()
 			k.backoff[backoffKey(string(pod.UID), s.Name)] = *s.Backoff
@@ -227,20 +230,35 @@ func findContainer(pod *corev1.Pod, name string, init bool) *corev1.Container {
 	return nil
 }
 
-// containerConfig turns a container spec into what the runtime needs.
-// Only literal environment values are resolved for now; valueFrom
-// sources come with the real runtime.
-func containerConfig(spec *corev1.Container, attempt uint32) ContainerConfig {
-	cfg := ContainerConfig{
-		Name: spec.Name, Attempt: attempt, Image: spec.Image,
-		Command: spec.Command, Args: spec.Args, WorkingDir: spec.WorkingDir,
+// sandboxIPs returns the IPs of a pod's sandbox, listing the runtime
+// when the sandbox was just created.
+func (k *Kubelet) sandboxIPs(ctx context.Context, rt podRuntime, id string) []string {
+	if sb := rt.sandbox(); sb != nil && sb.ID == id {
+		return sb.IPs
 	}
-	for _, e := range spec.Env {
-		if e.ValueFrom == nil {
-			cfg.Env = append(cfg.Env, EnvVar{Name: e.Name, Value: e.Value})
+	sbs, err := k.rt.ListSandboxes(ctx)
+	if err != nil {
+		return nil
+	}
+	for _, sb := range sbs {
+		if sb.ID == id {
+			return sb.IPs
 		}
 	}
-	return cfg
+	return nil
+}
+
+// configRetry is how soon a container whose configuration could not be
+// resolved is tried again.
+const configRetry = 5 * time.Second
+
+// configFailed records a container whose configuration (an env source)
+// could not be resolved: it waits with CreateContainerConfigError.
+func (k *Kubelet) configFailed(pod *corev1.Pod, c *corev1.Container, err error) {
+	k.mu.Lock()
+	k.pulls[backoffKey(string(pod.UID), c.Name)] = pullState{Reason: waitingCreateContainerConfigError, Message: err.Error()}
+	k.mu.Unlock()
+	k.event(pod, c, corev1.EventTypeWarning, "Failed", "Error: "+err.Error())
 }
 
 // killPod stops every container of the pod, giving each grace (at least
