@@ -103,6 +103,8 @@ func (c *child) start() error {
 		"--etcd-client-port", strconv.Itoa(c.etcdCP),
 		"--etcd-peer-port", strconv.Itoa(c.etcdPP),
 		"--log-level", "info",
+		// Benchmarks measure the control plane; nodes are simulated.
+		"--disable-agent",
 	}
 	if !c.controlPlane {
 		// The API server alone: these are its targets, and 10,000 pods

@@ -32,8 +32,15 @@ const RuntimeSimulated = "simulated"
 // Config configures one node.
 type Config struct {
 	Join JoinConfig
-	// Runtime names the container runtime; only "simulated" exists yet.
+	// Runtime names the container runtime: "runc" (default) or
+	// "simulated".
 	Runtime string
+	// DataDir, RegistriesFile, CgroupRoot and ClusterCIDR configure the
+	// runc runtime (see NodeConfig).
+	DataDir        string
+	RegistriesFile string
+	CgroupRoot     string
+	ClusterCIDR    string
 	// NodeName defaults to the host name, lowercased.
 	NodeName string
 	// NodeIP defaults to the first non-loopback IPv4 address.
@@ -53,18 +60,17 @@ type Agent struct {
 
 // New checks cfg and returns an agent; nothing connects until Run.
 func New(cfg Config) (*Agent, error) {
-	if cfg.Runtime != RuntimeSimulated {
-		return nil, fmt.Errorf("--runtime %q: only %q is implemented yet; the real container runtime (runc) is not implemented yet", cfg.Runtime, RuntimeSimulated)
+	if cfg.Runtime == "" {
+		cfg.Runtime = RuntimeRunc
+	}
+	if cfg.Runtime != RuntimeSimulated && cfg.Runtime != RuntimeRunc {
+		return nil, fmt.Errorf("--runtime %q: want %q or %q", cfg.Runtime, RuntimeRunc, RuntimeSimulated)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	if cfg.NodeName == "" {
-		h, err := os.Hostname()
-		if err != nil {
-			return nil, fmt.Errorf("node name: %w", err)
-		}
-		cfg.NodeName = strings.ToLower(h)
+		cfg.NodeName = DefaultNodeName()
 	}
 	if cfg.NodeIP == "" {
 		cfg.NodeIP = firstHostIP()
@@ -94,6 +100,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("client: %w", err)
 	}
 	a.log.Info("joined", "server", a.cfg.Join.Server, "node", a.cfg.NodeName, "runtime", a.cfg.Runtime)
+	if a.cfg.Runtime == RuntimeRunc {
+		return RunNode(ctx, NodeConfig{
+			Client: cs, NodeName: a.cfg.NodeName, NodeIP: a.cfg.NodeIP, Labels: a.cfg.Labels, Taints: a.cfg.Taints,
+			Capacity: a.cfg.Capacity, DataDir: a.cfg.DataDir, RegistriesFile: a.cfg.RegistriesFile,
+			CgroupRoot: a.cfg.CgroupRoot, ClusterCIDR: a.cfg.ClusterCIDR, Logger: a.log,
+		})
+	}
 	k, err := kubelet.New(kubelet.Config{
 		Client: cs, NodeName: a.cfg.NodeName, NodeIP: a.cfg.NodeIP,
 		Runtime: sim.New(sim.Options{Version: version.Skiff()}), Capacity: a.cfg.Capacity,
@@ -295,4 +308,14 @@ func kernelVersion() string {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// DefaultNodeName is the machine's host name, lowercased, as upstream's
+// kubelet names its node; "localhost" when it has none.
+func DefaultNodeName() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "localhost"
+	}
+	return strings.ToLower(h)
 }

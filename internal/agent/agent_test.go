@@ -116,10 +116,15 @@ func TestParseLabels(t *testing.T) {
 	}
 }
 
-func TestNewRejectsRealRuntime(t *testing.T) {
-	_, err := New(Config{Runtime: "runc"})
-	if err == nil || !strings.Contains(err.Error(), "not implemented yet") {
-		t.Errorf("got %v, want an error saying the real runtime is not implemented yet", err)
+func TestNewRuntimes(t *testing.T) {
+	for rt, ok := range map[string]bool{"": true, "runc": true, "simulated": true, "docker": false} {
+		_, err := New(Config{Runtime: rt, NodeName: "n"})
+		if (err == nil) != ok {
+			t.Errorf("runtime %q: got %v, want ok=%v", rt, err, ok)
+		}
+		if !ok && (err == nil || !strings.Contains(err.Error(), `want "runc" or "simulated"`)) {
+			t.Errorf("runtime %q: got %v, want an error naming the runtimes", rt, err)
+		}
 	}
 }
 

@@ -15,6 +15,8 @@ type agentFlags struct {
 	nodeName string
 	nodeIP   string
 	node     nodeFlags
+
+	dataDir, registries, cgroupRoot, clusterCIDR string
 }
 
 // joinFlags are the flags every command that joins a server shares.
@@ -87,6 +89,7 @@ func newAgentCommand(streams Streams) *cobra.Command {
 			a, err := agent.New(agent.Config{
 				Join: f.join.config(), Runtime: f.runtime, NodeName: f.nodeName, NodeIP: f.nodeIP,
 				Labels: labels, Taints: taints, Logger: logger,
+				DataDir: f.dataDir, RegistriesFile: f.registries, CgroupRoot: f.cgroupRoot, ClusterCIDR: f.clusterCIDR,
 			})
 			if err != nil {
 				return err
@@ -96,10 +99,13 @@ func newAgentCommand(streams Streams) *cobra.Command {
 	}
 	f.join.add(cmd)
 	fl := cmd.Flags()
-	fl.StringVar(&f.runtime, "runtime", "", "container runtime; only \"simulated\" is implemented yet")
+	fl.StringVar(&f.runtime, "runtime", agent.RuntimeRunc, "container runtime: runc, or simulated (containers that only pretend to run, for scale tests)")
+	fl.StringVar(&f.dataDir, "data-dir", agent.DefaultDataDir, "directory of images, containers and pod volumes")
+	fl.StringVar(&f.registries, "private-registry", agent.DefaultRegistriesFile, "registries.yaml: registry mirrors and credentials")
+	fl.StringVar(&f.cgroupRoot, "cgroup-root", agent.DefaultCgroupRoot, "cgroup the node's pods are created under")
+	fl.StringVar(&f.clusterCIDR, "cluster-cidr", agent.DefaultClusterCIDR, "pod network of the whole cluster, as the server's --cluster-cidr")
 	fl.StringVar(&f.nodeName, "node-name", "", "name of the Node (default: the host name)")
 	fl.StringVar(&f.nodeIP, "node-ip", "", "the node's InternalIP (default: first non-loopback IPv4)")
 	f.node.add(cmd, "the Node")
-	_ = cmd.MarkFlagRequired("runtime")
 	return cmd
 }

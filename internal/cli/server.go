@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/klog/v2"
 
+	"github.com/skiff-sh/skiff/internal/agent"
 	"github.com/skiff-sh/skiff/internal/controllermanager"
 	"github.com/skiff-sh/skiff/internal/etcd"
 	"github.com/skiff-sh/skiff/internal/server"
@@ -37,6 +38,12 @@ type serverFlags struct {
 	nodeMonitorGracePeriod time.Duration
 	clusterCIDR            string
 	nodeCIDRMaskSize       int
+
+	// The server's own node.
+	disableAgent                bool
+	nodeName, nodeIP            string
+	nodeLabels, nodeTaints      string
+	privateRegistry, cgroupRoot string
 }
 
 func newServerCommand(streams Streams) *cobra.Command {
@@ -58,7 +65,21 @@ func newServerCommand(streams Streams) *cobra.Command {
 			if f.etcdEndpoints != "" {
 				endpoints = strings.Split(f.etcdEndpoints, ",")
 			}
+			var node *agent.NodeConfig
+			if !f.disableAgent {
+				labels, err := agent.ParseLabels(f.nodeLabels)
+				if err != nil {
+					return err
+				}
+				taints, err := agent.ParseTaints(f.nodeTaints)
+				if err != nil {
+					return err
+				}
+				node = &agent.NodeConfig{NodeName: f.nodeName, NodeIP: f.nodeIP, Labels: labels, Taints: taints,
+					RegistriesFile: f.privateRegistry, CgroupRoot: f.cgroupRoot}
+			}
 			s, err := server.New(server.Config{
+				Node:               node,
 				DataDir:            f.dataDir,
 				BindAddress:        f.bindAddress,
 				SecurePort:         f.securePort,
@@ -111,5 +132,12 @@ func newServerCommand(streams Streams) *cobra.Command {
 	fl.DurationVar(&f.nodeMonitorGracePeriod, "node-monitor-grace-period", 50*time.Second, "how long a node may miss heartbeats before it is marked NotReady")
 	fl.StringVar(&f.clusterCIDR, "cluster-cidr", "10.244.0.0/16", "pod network; each node gets a podCIDR from it")
 	fl.IntVar(&f.nodeCIDRMaskSize, "node-cidr-mask-size", 24, "prefix length of each node's podCIDR")
+	fl.BoolVar(&f.disableAgent, "disable-agent", false, "run no node on this server (it is then the control plane only)")
+	fl.StringVar(&f.nodeName, "node-name", "", "name of this server's Node (default: the host name)")
+	fl.StringVar(&f.nodeIP, "node-ip", "", "this server's node's InternalIP (default: first non-loopback IPv4)")
+	fl.StringVar(&f.nodeLabels, "node-labels", "", "labels to add to this server's Node, k=v,k2=v2")
+	fl.StringVar(&f.nodeTaints, "register-with-taints", "", "taints this server's Node registers with, k=v:Effect,k2:Effect")
+	fl.StringVar(&f.privateRegistry, "private-registry", agent.DefaultRegistriesFile, "registries.yaml: registry mirrors and credentials")
+	fl.StringVar(&f.cgroupRoot, "cgroup-root", agent.DefaultCgroupRoot, "cgroup the node's pods are created under")
 	return cmd
 }

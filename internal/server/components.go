@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/skiff-sh/skiff/internal/agent"
 	"github.com/skiff-sh/skiff/internal/controllermanager"
 	"github.com/skiff-sh/skiff/internal/pki"
 	"github.com/skiff-sh/skiff/internal/scheduler"
@@ -131,4 +132,44 @@ func componentConfig(url string, bundle *pki.Bundle, name, user string) (*rest.C
 			KeyData:  key,
 		},
 	}, nil
+}
+
+// startNode runs the server's own node, as a client of the API like any
+// other node, with a client certificate of the node's identity.
+func (s *Server) startNode(ctx context.Context, g *errgroup.Group, comps *components, url string, bundle *pki.Bundle) error {
+	if s.cfg.Node == nil {
+		return nil
+	}
+	nc := *s.cfg.Node
+	if nc.NodeName == "" {
+		nc.NodeName = agent.DefaultNodeName()
+	}
+	cert, key, err := bundle.EnsureClientCert("kubelet", "system:node:"+nc.NodeName, []string{"system:nodes"})
+	if err != nil {
+		return fmt.Errorf("node certificate: %w", err)
+	}
+	rc := &rest.Config{Host: url, TLSClientConfig: rest.TLSClientConfig{CAData: bundle.CAPEM, CertData: cert, KeyData: key},
+		QPS: 50, Burst: 100, UserAgent: "skiff-kubelet/" + nc.NodeName}
+	protobuf(rc)
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("node client: %w", err)
+	}
+	nc.Client = client
+	if nc.DataDir == "" {
+		nc.DataDir = s.cfg.DataDir
+	}
+	if nc.ClusterCIDR == "" {
+		nc.ClusterCIDR = s.cfg.Controllers.ClusterCIDR
+	}
+	if nc.Logger == nil {
+		nc.Logger = s.log
+	}
+	comps.run(g, func() error {
+		if err := agent.RunNode(ctx, nc); err != nil && ctx.Err() == nil {
+			return fmt.Errorf("node: %w", err)
+		}
+		return nil
+	})
+	return nil
 }

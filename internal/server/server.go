@@ -29,6 +29,7 @@ import (
 	"k8s.io/client-go/applyconfigurations"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
+	"github.com/skiff-sh/skiff/internal/agent"
 	"github.com/skiff-sh/skiff/internal/apiserver"
 	"github.com/skiff-sh/skiff/internal/auth"
 	"github.com/skiff-sh/skiff/internal/controllermanager"
@@ -64,6 +65,11 @@ type Config struct {
 	// Controllers holds the controllers' knobs (node monitor grace
 	// period, cluster CIDR, ...); zero values are upstream's defaults.
 	Controllers controllermanager.Options
+
+	// Node, when set, runs this server's own node with the real runtime
+	// (`skiff server` is also a node unless --disable-agent). Its Client
+	// is made by the server; DataDir defaults to the server's.
+	Node *agent.NodeConfig
 
 	Logger *slog.Logger
 }
@@ -306,6 +312,9 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("bootstrap: %w", err)
 		}
 		if err := s.startComponents(compCtx, g, comps, localURL, bundle); err != nil {
+			return err
+		}
+		if err := s.startNode(compCtx, g, comps, localURL, bundle); err != nil {
 			return err
 		}
 		api.SetReady()

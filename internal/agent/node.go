@@ -1,0 +1,179 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/skiff-sh/skiff/internal/cni"
+	"github.com/skiff-sh/skiff/internal/image"
+	"github.com/skiff-sh/skiff/internal/kubelet"
+	"github.com/skiff-sh/skiff/internal/runc"
+	"github.com/skiff-sh/skiff/internal/version"
+)
+
+// Runtime names.
+const (
+	// RuntimeRunc runs pods as real containers: images from registries,
+	// runc, and a CNI bridge network. It is the default.
+	RuntimeRunc = "runc"
+)
+
+// Defaults of a real node.
+const (
+	DefaultDataDir        = "/var/lib/skiff"
+	DefaultRegistriesFile = "/etc/skiff/registries.yaml"
+	DefaultCgroupRoot     = "skiff"
+	DefaultClusterCIDR    = "10.244.0.0/16"
+	// imageGCMinAge keeps freshly pulled images from image garbage
+	// collection, as upstream's kubelet (2 min).
+	imageGCMinAge = 2 * time.Minute
+)
+
+// NodeConfig configures a node with the real runtime, run by `skiff agent`
+// and by `skiff server` for its own node.
+type NodeConfig struct {
+	// Client talks to the API server as the node.
+	Client   kubernetes.Interface
+	NodeName string
+	NodeIP   string
+	Labels   map[string]string
+	Taints   []corev1.Taint
+	// Capacity defaults to the machine's CPUs and memory and 110 pods.
+	Capacity corev1.ResourceList
+	// DataDir holds images/, runc/, cni/, pods/ and run/ (default
+	// /var/lib/skiff).
+	DataDir string
+	// RegistriesFile is the registries.yaml of mirrors and credentials
+	// (default /etc/skiff/registries.yaml; it may not exist).
+	RegistriesFile string
+	// CgroupRoot is the cgroup pods are created under (default "skiff").
+	CgroupRoot string
+	// ClusterCIDR is the pod network of the whole cluster, whose traffic
+	// is not masqueraded (default 10.244.0.0/16).
+	ClusterCIDR string
+	Logger      *slog.Logger
+}
+
+// RunNode runs a node with the real runtime until ctx ends.
+func RunNode(ctx context.Context, cfg NodeConfig) error {
+	if cfg.DataDir == "" {
+		cfg.DataDir = DefaultDataDir
+	}
+	if cfg.RegistriesFile == "" {
+		cfg.RegistriesFile = DefaultRegistriesFile
+	}
+	if cfg.CgroupRoot == "" {
+		cfg.CgroupRoot = DefaultCgroupRoot
+	}
+	if cfg.ClusterCIDR == "" {
+		cfg.ClusterCIDR = DefaultClusterCIDR
+	}
+	if cfg.Capacity == nil {
+		cfg.Capacity = machineCapacity()
+	}
+	if cfg.NodeName == "" {
+		cfg.NodeName = DefaultNodeName()
+	}
+	if cfg.NodeIP == "" {
+		cfg.NodeIP = firstHostIP()
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("a node with the runc runtime must run as root (it creates namespaces, mounts and cgroups)")
+	}
+	log := cfg.Logger
+	images, err := image.New(image.Config{Root: filepath.Join(cfg.DataDir, "images"), RegistriesFile: cfg.RegistriesFile,
+		Logger: log, GCMinAge: imageGCMinAge})
+	if err != nil {
+		return fmt.Errorf("image store: %w", err)
+	}
+	network, err := cni.New(cni.Config{StateDir: filepath.Join(cfg.DataDir, "cni"), ClusterCIDR: cfg.ClusterCIDR, Logger: log})
+	if err != nil {
+		return fmt.Errorf("pod network: %w", err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the skiff binary for the container shims: %w", err)
+	}
+	rt, err := runc.New(runc.Config{
+		Root: filepath.Join(cfg.DataDir, "runc"), RunDir: filepath.Join(cfg.DataDir, "run"),
+		CgroupRoot: cfg.CgroupRoot, Images: runcImages{images}, Network: network,
+		ShimCommand: []string{self, "shim"}, Logger: log,
+	})
+	if err != nil {
+		return fmt.Errorf("runc runtime: %w", err)
+	}
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	defer broadcaster.Shutdown()
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cfg.Client.CoreV1().Events("")})
+	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: cfg.NodeName})
+
+	k, err := kubelet.New(kubelet.Config{
+		Client: cfg.Client, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP,
+		Runtime: rt, Images: images, Recorder: recorder,
+		PodCIDRChanged: func(cidr string) {
+			if err := network.SetPodCIDR(cidr); err != nil {
+				log.Error("the node's podCIDR cannot be used for the pod network", "podCIDR", cidr, "err", err)
+				return
+			}
+			log.Info("pod network ready", "podCIDR", cidr)
+		},
+		PodsDir:  filepath.Join(cfg.DataDir, "pods"),
+		Capacity: cfg.Capacity, Labels: cfg.Labels, Taints: cfg.Taints,
+		KubeletVersion: kubeletVersion(), OSImage: osImage(), KernelVersion: kernelVersion(),
+		Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	go imageGC(ctx, images, rt, log)
+	log.Info("node starting", "node", cfg.NodeName, "runtime", RuntimeRunc, "version", version.Skiff(), "dataDir", cfg.DataDir)
+	return k.Run(ctx)
+}
+
+// runcImages adapts the image store to what the runc runtime asks of it.
+type runcImages struct{ s *image.Store }
+
+func (a runcImages) Rootfs(ctx context.Context, ref string) (runc.Rootfs, error) {
+	r, err := a.s.Rootfs(ctx, ref)
+	if err != nil {
+		return runc.Rootfs{}, err
+	}
+	return runc.Rootfs{ImageID: r.ImageID, LayerDirs: r.LayerDirs, Env: r.Config.Env,
+		Entrypoint: r.Config.Entrypoint, Cmd: r.Config.Cmd, WorkingDir: r.Config.WorkingDir, User: r.Config.User}, nil
+}
+
+// imageGC removes unused images when the disk fills past upstream's
+// thresholds (85% high, 80% low), every 5 minutes as upstream.
+func imageGC(ctx context.Context, images *image.Store, rt *runc.Runtime, log *slog.Logger) {
+	t := time.NewTicker(5 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		containers, err := rt.ListContainers(ctx)
+		if err != nil {
+			continue
+		}
+		used := map[string]bool{}
+		for _, c := range containers {
+			used[c.ImageID] = true
+		}
+		if err := images.GC(ctx, 85, 80, func(id string) bool { return used[id] }); err != nil {
+			log.Warn("image garbage collection", "err", err)
+		}
+	}
+}
