@@ -52,6 +52,12 @@ type Options struct {
 	// StopTimeout bounds how long Stop waits after SIGTERM before it
 	// kills the server. Zero means 30 s.
 	StopTimeout time.Duration
+	// RealNode runs the server with its own node and the real runtime
+	// (without --disable-agent), in a network namespace the cluster
+	// creates, with an image registry on the host end of the namespace's
+	// veth (see realnode.go). Without it the server runs no node; tests
+	// add simulated ones.
+	RealNode bool
 }
 
 func (o Options) withDefaults() Options {
@@ -77,6 +83,8 @@ type Cluster struct {
 	restConfig *rest.Config
 	client     kubernetes.Interface
 	closed     bool
+
+	real *realNode // nil unless Options.RealNode
 }
 
 // process is one run of the server binary.
@@ -99,11 +107,16 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, fmt.Errorf("start cluster: %w", err)
 	}
 	c := &Cluster{opts: opts, dir: dir}
+	if opts.RealNode {
+		if c.real, err = newRealNode(ctx, dir); err != nil {
+			return nil, errors.Join(fmt.Errorf("start cluster: %w", err), removeWorkDir(dir))
+		}
+	}
 	for attempt := 1; ; attempt++ {
 		if err = os.MkdirAll(c.DataDir(), 0o700); err != nil {
 			break
 		}
-		if c.ports, err = freePorts(); err != nil {
+		if c.ports, err = c.clusterPorts(); err != nil {
 			break
 		}
 		err = c.start(ctx)
@@ -121,12 +134,13 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		}
 	}
 	c.closed = true
-	return nil, errors.Join(fmt.Errorf("start cluster: %w", err), removeWorkDir(dir))
+	return nil, errors.Join(fmt.Errorf("start cluster: %w", err), c.removeRealNode(), removeWorkDir(dir))
 }
 
 // serverArgs returns the `skiff server` command line for a cluster whose
-// work directory is dir.
-func serverArgs(dir string, p Ports, extra []string) []string {
+// work directory is dir. Without a real node the server runs no node of its
+// own (--disable-agent).
+func serverArgs(dir string, p Ports, real *realNode, extra []string) []string {
 	args := []string{
 		"server",
 		"--data-dir", filepath.Join(dir, "data"),
@@ -136,6 +150,11 @@ func serverArgs(dir string, p Ports, extra []string) []string {
 		"--write-kubeconfig", filepath.Join(dir, "admin.yaml"),
 		"--etcd-client-port", strconv.Itoa(p.EtcdClient),
 		"--etcd-peer-port", strconv.Itoa(p.EtcdPeer),
+	}
+	if real == nil {
+		args = append(args, "--disable-agent")
+	} else {
+		args = append(args, real.serverArgs(dir)...)
 	}
 	return append(args, extra...)
 }
@@ -152,15 +171,12 @@ func (c *Cluster) start(ctx context.Context) error {
 		return fmt.Errorf("open server log: %w", err)
 	}
 	offset := c.logSize()
-	args := serverArgs(c.dir, c.ports, c.opts.ServerArgs)
+	args := serverArgs(c.dir, c.ports, c.real, c.opts.ServerArgs)
 	fmt.Fprintf(logFile, "=== e2e framework %s: %s %s\n", time.Now().Format(time.RFC3339), c.opts.Binary, strings.Join(args, " "))
 
-	cmd := exec.Command(c.opts.Binary, args...)
+	cmd := c.serverCommand(args)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
-	// Its own process group, so Stop can kill whatever the server starts;
-	// SIGKILL on our death, so a crashed test run leaves no server behind.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	err = cmd.Start()
 	_ = logFile.Close() // the child holds its own descriptor
 	if err != nil {
@@ -226,7 +242,7 @@ func (c *Cluster) probeReady(ctx context.Context) (*rest.Config, kubernetes.Inte
 		return nil, nil, "kubeconfig " + c.KubeconfigPath() + " not written yet"
 	}
 	// Loaded on every try: the server may still be writing it.
-	cfg, err := clientcmd.BuildConfigFromFlags("", c.KubeconfigPath())
+	cfg, err := clientcmd.BuildConfigFromFlags(c.serverOverride(), c.KubeconfigPath())
 	if err != nil {
 		return nil, nil, fmt.Sprintf("load kubeconfig: %v", err)
 	}
@@ -315,8 +331,11 @@ func (c *Cluster) Restart(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the server and removes the work directory. It reports a
-// server that did not stop cleanly, and removes everything all the same.
+// Close stops the server and removes the work directory. With a real node
+// it first deletes every workload and waits for the node to stop the pods,
+// and afterwards removes what the node left: processes, cgroups, the network
+// namespace. It reports a server that did not stop cleanly, and removes
+// everything all the same.
 func (c *Cluster) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -325,7 +344,7 @@ func (c *Cluster) Close() error {
 	}
 	c.closed = true
 	c.mu.Unlock()
-	return errors.Join(c.Stop(), removeWorkDir(c.dir))
+	return errors.Join(c.drain(), c.Stop(), c.removeRealNode(), removeWorkDir(c.dir))
 }
 
 // Dir is the cluster's work directory.
@@ -345,7 +364,7 @@ func (c *Cluster) Ports() Ports { return c.ports }
 
 // Endpoint is the API server's URL.
 func (c *Cluster) Endpoint() string {
-	return "https://127.0.0.1:" + strconv.Itoa(c.ports.Secure)
+	return "https://" + c.apiHost() + ":" + strconv.Itoa(c.ports.Secure)
 }
 
 // RESTConfig returns a copy of the admin client configuration.
@@ -428,7 +447,7 @@ func (c *Cluster) KubectlStdin(stdin string, args ...string) (stdout, stderr str
 func (c *Cluster) kubectl(stdin io.Reader, args []string) (string, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), kubectlTimeout)
 	defer cancel()
-	full := append([]string{"kubectl", "--kubeconfig", c.KubeconfigPath()}, args...)
+	full := append(append([]string{"kubectl", "--kubeconfig", c.KubeconfigPath()}, c.kubectlServerArgs()...), args...)
 	cmd := exec.CommandContext(ctx, c.opts.Binary, full...)
 	cmd.Env = kubectlEnv(os.Environ(), c.KubeconfigPath(), filepath.Join(c.dir, "kube-cache"))
 	cmd.Stdin = stdin

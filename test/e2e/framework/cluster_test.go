@@ -97,6 +97,7 @@ func fakeServer(mode string, args []string) int {
 	kubeconfig := fs.String("write-kubeconfig", "", "")
 	_ = fs.Int("etcd-client-port", 0, "")
 	_ = fs.Int("etcd-peer-port", 0, "")
+	_ = fs.Bool("disable-agent", false, "")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

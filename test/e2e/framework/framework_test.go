@@ -157,7 +157,7 @@ func TestKubectlEnv(t *testing.T) {
 }
 
 func TestServerArgs(t *testing.T) {
-	got := serverArgs("/w", Ports{Secure: 1, EtcdClient: 2, EtcdPeer: 3}, []string{"--secure-port", "9"})
+	got := serverArgs("/w", Ports{Secure: 1, EtcdClient: 2, EtcdPeer: 3}, nil, []string{"--secure-port", "9"})
 	want := []string{
 		"server",
 		"--data-dir", "/w/data",
@@ -167,6 +167,7 @@ func TestServerArgs(t *testing.T) {
 		"--write-kubeconfig", "/w/admin.yaml",
 		"--etcd-client-port", "2",
 		"--etcd-peer-port", "3",
+		"--disable-agent",
 		"--secure-port", "9",
 	}
 	if !slices.Equal(got, want) {

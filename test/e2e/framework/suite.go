@@ -30,6 +30,11 @@ type Suite struct {
 	cluster     *Cluster
 	clusterErr  error
 	clusterFull sync.Once // the first test to see clusterErr gets all of it
+
+	realOnce sync.Once // the real-node cluster, see RealCluster
+	real     *Cluster
+	realErr  error
+	realFull sync.Once
 }
 
 // NewSuite returns a Suite whose shared cluster starts with opts (Binary is
@@ -65,6 +70,11 @@ func (s *Suite) teardown() error {
 	if s.cluster != nil {
 		if err := s.cluster.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("shared cluster: %w", err))
+		}
+	}
+	if s.real != nil {
+		if err := s.real.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("real-node cluster: %w", err))
 		}
 	}
 	if s.buildDir != "" {

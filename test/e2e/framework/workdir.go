@@ -144,6 +144,10 @@ func RemoveStale(logf func(format string, args ...any)) error {
 			errs = append(errs, err)
 			continue
 		}
+		if err := removeStaleRealNode(dir); err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		if err := removeWorkDir(dir); err != nil {
 			errs = append(errs, err)
 			continue
