@@ -158,7 +158,7 @@ func (s *Server) Run(ctx context.Context) error {
 	firstServiceIP := nthIP(serviceCIDR, 1)
 	bundle, err := pki.Ensure(pki.Config{
 		Dir:        filepath.Join(serverDir, "tls"),
-		ServingIPs: []net.IP{net.ParseIP("127.0.0.1"), advertiseIP, firstServiceIP},
+		ServingIPs: servingIPs(cfg.BindAddress, advertiseIP, firstServiceIP),
 		ServingDNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
 			"kubernetes.default.svc.cluster.local", hostname()},
 	})
@@ -169,7 +169,14 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("admin certificate: %w", err)
 	}
-	localURL := fmt.Sprintf("https://127.0.0.1:%d", cfg.SecurePort)
+	// The server's own clients (bootstrap, components, its node) and the
+	// admin kubeconfig reach it on loopback, unless it listens on one
+	// address only.
+	localHost := "127.0.0.1"
+	if ip := net.ParseIP(cfg.BindAddress); ip != nil && !ip.IsUnspecified() {
+		localHost = ip.String()
+	}
+	localURL := "https://" + net.JoinHostPort(localHost, strconv.Itoa(cfg.SecurePort))
 	if cfg.KubeconfigPath != "" {
 		if err := pki.WriteKubeconfig(cfg.KubeconfigPath, localURL, bundle.CAPEM, adminCert, adminKey); err != nil {
 			return fmt.Errorf("write admin kubeconfig: %w", err)
@@ -329,6 +336,17 @@ func (s *Server) Run(ctx context.Context) error {
 	err = g.Wait()
 	s.log.Info("skiff server stopped")
 	return err
+}
+
+// servingIPs are the IP SANs of the serving certificate: loopback, the
+// advertised address, the kubernetes Service's IP, and the bind address
+// when the server listens on one address only.
+func servingIPs(bind string, advertise, service net.IP) []net.IP {
+	ips := []net.IP{net.ParseIP("127.0.0.1"), advertise, service}
+	if ip := net.ParseIP(bind); ip != nil && !ip.IsUnspecified() && !ip.Equal(advertise) && !ip.IsLoopback() {
+		ips = append(ips, ip)
+	}
+	return ips
 }
 
 func parsePortRange(s string) (int, int, error) {
