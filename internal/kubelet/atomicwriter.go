@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -109,9 +110,12 @@ func topLevel(p string) string {
 
 // writeAtomic makes the files of dir exactly payload, atomically for
 // readers, and reports whether it changed anything. It writes nothing
-// when every file already has its content and mode. now names the new
-// timestamped directory.
-func writeAtomic(dir string, payload map[string]fileProjection, now time.Time) (bool, error) {
+// when every file already has its content, mode and group. now names the
+// new timestamped directory. gid, unless -1, is the pod's fsGroup: every
+// file, directory and link of the volume gets that group, and directories
+// the setgid bit, as upstream's volume ownership does (the caller adds the
+// group's read bit to the files' modes).
+func writeAtomic(dir string, payload map[string]fileProjection, now time.Time, gid int) (bool, error) {
 	payload, err := validatePayload(payload)
 	if err != nil {
 		return false, err
@@ -127,9 +131,9 @@ func writeAtomic(dir string, payload map[string]fileProjection, now time.Time) (
 			return false, err
 		}
 	}
-	if oldTs != "" && !payloadDiffers(filepath.Join(dir, oldTs), oldPaths, payload) {
+	if oldTs != "" && !payloadDiffers(filepath.Join(dir, oldTs), oldPaths, payload, gid) {
 		// Restore user-visible links someone removed; a no-op normally.
-		return false, createUserVisibleFiles(dir, payload)
+		return false, createUserVisibleFiles(dir, payload, gid)
 	}
 
 	tsDir, err := os.MkdirTemp(dir, now.UTC().Format(tsDirLayout))
@@ -144,6 +148,12 @@ func writeAtomic(dir string, payload map[string]fileProjection, now time.Time) (
 		_ = os.RemoveAll(tsDir)
 		return false, fmt.Errorf("chmod %s: %w", tsDir, err)
 	}
+	if gid >= 0 {
+		if err := setGroup(tsDir, gid); err != nil {
+			_ = os.RemoveAll(tsDir)
+			return false, err
+		}
+	}
 	tmpLink := filepath.Join(dir, newDataDirName)
 	if err := os.Remove(tmpLink); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		_ = os.RemoveAll(tsDir)
@@ -153,18 +163,51 @@ func writeAtomic(dir string, payload map[string]fileProjection, now time.Time) (
 		_ = os.RemoveAll(tsDir)
 		return false, fmt.Errorf("symlink %s: %w", tmpLink, err)
 	}
+	if gid >= 0 {
+		if err := os.Lchown(tmpLink, -1, gid); err != nil {
+			_ = os.Remove(tmpLink)
+			_ = os.RemoveAll(tsDir)
+			return false, fmt.Errorf("chown %s: %w", tmpLink, err)
+		}
+	}
 	if err := os.Rename(tmpLink, dataLink); err != nil {
 		_ = os.Remove(tmpLink)
 		_ = os.RemoveAll(tsDir)
 		return false, fmt.Errorf("rename %s to %s: %w", tmpLink, dataLink, err)
 	}
-	if err := createUserVisibleFiles(dir, payload); err != nil {
+	if err := createUserVisibleFiles(dir, payload, gid); err != nil {
 		return true, err
 	}
 	if err := removeUserVisiblePaths(dir, oldPaths, payload); err != nil {
 		return true, err
 	}
 	return true, removeStaleTsDirs(dir, filepath.Base(tsDir))
+}
+
+// setGroup gives everything under root the group gid, and directories
+// the setgid bit and the group's read and search bits, as upstream does
+// for a read-only volume of a pod with an fsGroup.
+func setGroup(root string, gid int) error {
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := os.Lchown(p, -1, gid); err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return os.Chmod(p, fi.Mode().Perm()|0o550|os.ModeSetgid)
+	})
+	if err != nil {
+		return fmt.Errorf("set group %d on %s: %w", gid, root, err)
+	}
+	return nil
 }
 
 // listFiles returns the relative paths of the regular files under root.
@@ -191,8 +234,8 @@ func listFiles(root string) (map[string]bool, error) {
 }
 
 // payloadDiffers reports whether the files in tsDir (paths old) differ
-// from payload in their set, content or mode.
-func payloadDiffers(tsDir string, old map[string]bool, payload map[string]fileProjection) bool {
+// from payload in their set, content, mode or (gid unless -1) group.
+func payloadDiffers(tsDir string, old map[string]bool, payload map[string]fileProjection, gid int) bool {
 	if len(old) != len(payload) {
 		return true
 	}
@@ -203,6 +246,9 @@ func payloadDiffers(tsDir string, old map[string]bool, payload map[string]filePr
 		full := filepath.Join(tsDir, filepath.FromSlash(p))
 		fi, err := os.Lstat(full)
 		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != os.FileMode(fp.Mode).Perm() {
+			return true
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); gid >= 0 && (!ok || int(st.Gid) != gid) {
 			return true
 		}
 		data, err := os.ReadFile(full)
@@ -233,8 +279,8 @@ func writePayload(dir string, payload map[string]fileProjection) error {
 }
 
 // createUserVisibleFiles links each top-level path of payload to its place
-// under "..data", keeping links that exist.
-func createUserVisibleFiles(dir string, payload map[string]fileProjection) error {
+// under "..data", keeping links that exist; gid, unless -1, owns new links.
+func createUserVisibleFiles(dir string, payload map[string]fileProjection, gid int) error {
 	for p := range payload {
 		top := topLevel(p)
 		link := filepath.Join(dir, top)
@@ -245,6 +291,11 @@ func createUserVisibleFiles(dir string, payload map[string]fileProjection) error
 		}
 		if err := os.Symlink(path.Join(dataDirName, top), link); err != nil {
 			return fmt.Errorf("symlink %s: %w", link, err)
+		}
+		if gid >= 0 {
+			if err := os.Lchown(link, -1, gid); err != nil {
+				return fmt.Errorf("chown %s: %w", link, err)
+			}
 		}
 	}
 	return nil

@@ -115,7 +115,7 @@ func TestAtomicWriterLayoutAndUpdates(t *testing.T) {
 		"a":     {Data: []byte("one"), Mode: 0o600},
 		"sub/b": {Data: []byte("two"), Mode: 0o644},
 		"gone":  {Data: []byte("bye"), Mode: 0o644},
-	}, now)
+	}, now, -1)
 	if err != nil || !changed {
 		t.Fatalf("first write: changed %v err %v, want true nil", changed, err)
 	}
@@ -145,7 +145,7 @@ func TestAtomicWriterLayoutAndUpdates(t *testing.T) {
 		"sub/b": {Data: []byte("two"), Mode: 0o644},
 		"gone":  {Data: []byte("bye"), Mode: 0o644},
 	}
-	if changed, err := writeAtomic(dir, same, now.Add(time.Second)); err != nil || changed {
+	if changed, err := writeAtomic(dir, same, now.Add(time.Second), -1); err != nil || changed {
 		t.Fatalf("same payload: changed %v err %v, want false nil", changed, err)
 	}
 	if got := tsDirs(t, dir); len(got) != 1 || got[0] != ts[0] {
@@ -158,7 +158,7 @@ func TestAtomicWriterLayoutAndUpdates(t *testing.T) {
 	changed, err = writeAtomic(dir, map[string]fileProjection{
 		"a":     {Data: []byte("one"), Mode: 0o640},
 		"sub/b": {Data: []byte("three"), Mode: 0o644},
-	}, later)
+	}, later, -1)
 	if err != nil || !changed {
 		t.Fatalf("update: changed %v err %v, want true nil", changed, err)
 	}
@@ -180,7 +180,7 @@ func TestAtomicWriterLayoutAndUpdates(t *testing.T) {
 	}
 
 	// An empty payload empties the volume.
-	if _, err := writeAtomic(dir, nil, later.Add(time.Minute)); err != nil {
+	if _, err := writeAtomic(dir, nil, later.Add(time.Minute), -1); err != nil {
 		t.Fatal(err)
 	}
 	entries, _ := os.ReadDir(dir)
@@ -197,7 +197,7 @@ func TestAtomicWriterLayoutAndUpdates(t *testing.T) {
 
 func TestAtomicWriterRejectsInvalidPayload(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := writeAtomic(dir, map[string]fileProjection{"../escape": {Data: []byte("x"), Mode: 0o644}}, time.Now()); err == nil {
+	if _, err := writeAtomic(dir, map[string]fileProjection{"../escape": {Data: []byte("x"), Mode: 0o644}}, time.Now(), -1); err == nil {
 		t.Fatal("got no error for ../escape, want one")
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
