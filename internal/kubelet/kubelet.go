@@ -153,7 +153,9 @@ type Kubelet struct {
 	node    *corev1.Node
 	backoff map[string]backoffEntry
 	// pulls holds failed image pulls by pod UID and container name.
-	pulls   map[string]pullState
+	pulls map[string]pullState
+	// volumes sets up pod volumes; nil without a PodsDir.
+	volumes *volumeManager
 	written map[string]writtenStatus // by pod UID
 
 	// kick wakes the node loop.
@@ -190,7 +192,24 @@ func New(cfg Config) (*Kubelet, error) {
 		written: map[string]writtenStatus{},
 		seen:    map[string]string{},
 		kick:    make(chan struct{}, 1),
+		volumes: newVolumes(cfg),
 	}, nil
+}
+
+// newVolumes is the volume manager of a kubelet with a PodsDir.
+func newVolumes(cfg Config) *volumeManager {
+	if cfg.PodsDir == "" {
+		return nil
+	}
+	m := newVolumeManager(cfg.Client, cfg.PodsDir, cfg.Logger)
+	m.clock = cfg.Clock
+	m.nodeAllocatable = func() corev1.ResourceList {
+		if cfg.Allocatable != nil {
+			return cfg.Allocatable
+		}
+		return cfg.Capacity
+	}
+	return m
 }
 
 // Name is the node's name.

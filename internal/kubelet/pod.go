@@ -118,10 +118,21 @@ func (k *Kubelet) syncPod(ctx context.Context, pod *corev1.Pod) (time.Duration, 
 	if err := k.writeStatus(ctx, pod, status); err != nil {
 		return 0, err
 	}
-	if pullRetry > 0 && (a.RequeueAfter == 0 || pullRetry < a.RequeueAfter) {
-		return pullRetry, nil
+	requeue := a.RequeueAfter
+	if pullRetry > 0 && (requeue == 0 || pullRetry < requeue) {
+		requeue = pullRetry
 	}
-	return a.RequeueAfter, nil
+	if k.volumes != nil && hasRefreshedVolumes(pod) && status.Phase == corev1.PodRunning {
+		// Running containers see configMap, secret and downward-API
+		// updates: look again as often as upstream's sync period.
+		if _, err := k.volumes.Setup(ctx, pod); err != nil {
+			k.log.Info("refreshing volumes failed", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+		}
+		if requeue == 0 || volumeResync < requeue {
+			requeue = volumeResync
+		}
+	}
+	return requeue, nil
 }
 
 // podStatus computes a pod's API status from the runtime's view.
@@ -129,6 +140,7 @@ func (k *Kubelet) podStatus(pod *corev1.Pod, rt podRuntime, backoff map[string]t
 	return generatePodStatus(statusInput{
 		Pod: pod, Runtime: rt, Scheme: k.rtInfo.Name, HostIPs: k.hostIPs(),
 		Backoff: backoff, Terminal: terminal, Now: k.clock.Now(), Waiting: k.pullWaiting(pod),
+		Message: func(c *Container) string { return k.terminationMessage(pod, c) },
 	})
 }
 
@@ -181,7 +193,17 @@ func (k *Kubelet) apply(ctx context.Context, pod *corev1.Pod, rt podRuntime, a p
 			}
 			continue
 		}
-		cfg, err := k.containerConfig(ctx, pod, spec, s.Attempt, k.sandboxIPs(ctx, rt, sandboxID), nil)
+		mounts, err := k.terminationMount(pod, spec, s.Attempt)
+		if err == nil {
+			var vm []Mount
+			if vm, err = k.volumeMounts(ctx, pod, spec); err == nil {
+				mounts = append(vm, mounts...)
+			}
+		}
+		var cfg ContainerConfig
+		if err == nil {
+			cfg, err = k.containerConfig(ctx, pod, spec, s.Attempt, k.sandboxIPs(ctx, rt, sandboxID), mounts)
+		}
 		if err != nil {
 			k.configFailed(pod, spec, err)
 			changed = true
@@ -350,6 +372,11 @@ func (k *Kubelet) cleanup(ctx context.Context, uid string) error {
 			return fmt.Errorf("pod uid %s: remove sandbox: %w", uid, err)
 		}
 	}
+	if k.volumes != nil {
+		if err := k.volumes.Teardown(types.UID(uid)); err != nil {
+			return fmt.Errorf("pod uid %s: volumes: %w", uid, err)
+		}
+	}
 	k.mu.Lock()
 	delete(k.written, uid)
 	for key := range k.backoff {
@@ -357,8 +384,42 @@ func (k *Kubelet) cleanup(ctx context.Context, uid string) error {
 			delete(k.backoff, key)
 		}
 	}
+	for key := range k.pulls {
+		if strings.HasPrefix(key, uid+"/") {
+			delete(k.pulls, key)
+		}
+	}
 	k.mu.Unlock()
 	return nil
+}
+
+// volumeResync is how often a running pod's projected volumes are
+// refreshed, upstream's one-minute sync period.
+const volumeResync = time.Minute
+
+// hasRefreshedVolumes reports whether a pod has volumes whose content
+// follows API objects.
+func hasRefreshedVolumes(pod *corev1.Pod) bool {
+	for _, v := range pod.Spec.Volumes {
+		if v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil || v.Projected != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// volumeMounts sets up the pod's volumes and returns a container's mounts
+// of them; a failure is upstream's FailedMount event.
+func (k *Kubelet) volumeMounts(ctx context.Context, pod *corev1.Pod, c *corev1.Container) ([]Mount, error) {
+	if k.volumes == nil {
+		return nil, nil
+	}
+	hostPaths, err := k.volumes.Setup(ctx, pod)
+	if err != nil {
+		k.event(pod, nil, corev1.EventTypeWarning, "FailedMount", err.Error())
+		return nil, err
+	}
+	return containerMounts(c, hostPaths)
 }
 
 // writeStatus writes a pod's status when it differs from what the API

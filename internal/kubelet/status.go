@@ -42,6 +42,9 @@ type statusInput struct {
 	// being deleted): the phase is then final.
 	Terminal bool
 	Now      time.Time
+	// Message, when set, gives an exited container's termination message
+	// (its terminationMessagePath file); nil uses the runtime's.
+	Message func(c *Container) string
 	// Waiting holds containers that cannot be created yet and why (their
 	// image could not be pulled); it overrides their state.
 	Waiting map[string]corev1.ContainerStateWaiting
@@ -285,10 +288,14 @@ func (in statusInput) terminated(c *Container) *corev1.ContainerStateTerminated 
 			reason = terminatedCompleted
 		}
 	}
+	msg := c.Message
+	if in.Message != nil {
+		msg = in.Message(c)
+	}
 	return &corev1.ContainerStateTerminated{
 		ExitCode:    c.ExitCode,
 		Reason:      reason,
-		Message:     c.Message,
+		Message:     msg,
 		StartedAt:   apiTime(c.StartedAt),
 		FinishedAt:  apiTime(c.FinishedAt),
 		ContainerID: in.Scheme + "://" + c.ID,
