@@ -7,6 +7,7 @@ package cri
 
 import (
 	"context"
+	"io"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -53,6 +54,12 @@ type Runtime interface {
 	// ListContainers reports every container the runtime holds, running or
 	// not.
 	ListContainers(ctx context.Context) ([]Container, error)
+
+	// Exec runs cmd in a running container with the given streams (any
+	// may be nil) and returns its exit code once it ends or ctx does; err
+	// is for the exec itself failing, not the command. tty gives the
+	// command a terminal.
+	Exec(ctx context.Context, containerID string, cmd []string, stdin io.Reader, stdout, stderr io.Writer, tty bool) (int, error)
 }
 
 // RuntimeInfo identifies a runtime.

@@ -29,6 +29,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/netip"
 	"strconv"
 	"sync"
@@ -372,4 +373,21 @@ func (r *Runtime) ListContainers(context.Context) ([]kubelet.Container, error) {
 		out = append(out, c.Container)
 	}
 	return out, nil
+}
+
+// Exec implements kubelet.Runtime: a simulated container runs no command,
+// so every command succeeds at once, printing nothing; a container that
+// is not running is an error, as for a real runtime.
+func (r *Runtime) Exec(_ context.Context, id string, _ []string, _ io.Reader, _, _ io.Writer, _ bool) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.containers[id]
+	if !ok {
+		return -1, fmt.Errorf("container %q not found", id)
+	}
+	r.advance(c, r.clock.Now())
+	if c.State != kubelet.ContainerRunning {
+		return -1, fmt.Errorf("container %q is not running", id)
+	}
+	return 0, nil
 }
