@@ -454,8 +454,12 @@ func TestRealDeploymentServesHTTP(t *testing.T) {
 		}
 	}
 	// get fetches path from the pod's IP, from the node's namespace.
+	// (Debian's static busybox 1.35 wget crashes with -T; the context
+	// bounds each request instead.)
 	get := func(ip, path string) (string, error) {
-		out, err := c.InNode(t.Context(), "/bin/busybox", "wget", "-q", "-T", "5", "-O", "-", "http://"+net.JoinHostPort(ip, "8080")+path)
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		out, err := c.InNode(ctx, "/bin/busybox", "wget", "-q", "-O", "-", "http://"+net.JoinHostPort(ip, "8080")+path)
 		return strings.TrimSpace(out), err
 	}
 	// serves checks that every running pod of the Deployment, and only
