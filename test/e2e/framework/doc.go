@@ -68,8 +68,25 @@
 // crashed run left behind: directories whose owner is gone, after killing
 // their server's process group and unmounting anything mounted below them.
 //
-// The clusters listen on 127.0.0.1 only. Once the node agent programs
-// networking, clusters will run inside network namespaces the framework
-// creates (named skiff-e2e-*), so that tests never touch the host's own
-// firewall, routes or mounts.
+// The clusters listen on 127.0.0.1 only and run no node of their own
+// (--disable-agent); tests add simulated nodes with StartAgent and
+// StartSimNodes.
+//
+// # Real nodes
+//
+// With Options.RealNode the server runs its own node with the real runtime
+// (runc, CNI, the image store), confined so that tests never touch the
+// host's own firewall, routes or mounts: it runs under nsenter in a network
+// namespace skiff-e2e-<id> joined to the host by a veth pair (host end
+// ske<id> with 10.213.n.1/24, node end eth0 with 10.213.n.2/24, default
+// route via the host, which forwards nothing), in a private mount
+// namespace, with --cgroup-root skiff-e2e-<id>. The pod bridge and its nft
+// table live inside the namespace. An image registry served by the test
+// process on 10.213.n.1 is the node's plain-HTTP registry (registries.yaml
+// in the work directory). Close deletes the workloads and waits for the
+// node to stop them, stops the server, kills whatever is left (shims,
+// containers: by data directory, namespace and cgroup), removes the cgroups
+// and the namespace. The record in realnode.json lets Suite.Run do the same
+// for a crashed run. Suite.RealCluster shares one such cluster, with the
+// test images pushed, between the tests that need real containers.
 package framework
