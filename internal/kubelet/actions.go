@@ -31,6 +31,13 @@ type podRuntime struct {
 	Sandboxes []Sandbox
 	// Containers by name, newest attempt first.
 	Containers map[string][]Container
+	// Killed holds the IDs of containers the kubelet killed (a failed
+	// liveness or startup probe or postStart hook): they restart under
+	// OnFailure whatever their exit code.
+	Killed map[string]bool
+	// NotStarted holds the IDs of running containers whose startup probe
+	// has not succeeded: a sidecar among them holds back what follows it.
+	NotStarted map[string]bool
 }
 
 // sandbox returns the newest sandbox, or nil.
@@ -237,7 +244,7 @@ func computePodActions(pod *corev1.Pod, rt podRuntime, backoff map[string]backof
 				a.Remove = append(a.Remove, c.ID)
 				a.Start = append(a.Start, containerStart{Name: spec.Name, Init: true, Attempt: c.Attempt})
 			}
-			if !mainStarted && (c == nil || c.State != ContainerRunning) {
+			if !mainStarted && (c == nil || c.State != ContainerRunning || rt.NotStarted[c.ID]) {
 				return a
 			}
 			continue
@@ -277,7 +284,7 @@ func computePodActions(pod *corev1.Pod, rt podRuntime, backoff map[string]backof
 		case c.State == ContainerCreated:
 			a.Remove = append(a.Remove, c.ID)
 			a.Start = append(a.Start, containerStart{Name: spec.Name, Attempt: c.Attempt})
-		case c.State == ContainerExited && shouldRestart(policy, c.ExitCode):
+		case c.State == ContainerExited && (shouldRestart(policy, c.ExitCode) || (rt.Killed[c.ID] && policy != corev1.RestartPolicyNever)):
 			restart(c, false)
 		}
 	}

@@ -118,6 +118,7 @@ func (f *Fleet) add(k *Kubelet) error {
 	}
 	f.kubelets[k.name] = k
 	f.order = append(f.order, k)
+	k.enqueue = f.queue.Add
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/record"
@@ -161,6 +162,16 @@ type Kubelet struct {
 	// kick wakes the node loop.
 	kick chan struct{}
 
+	// runner carries out probes and hooks; probes runs the probe workers.
+	runner *probeRunner
+	probes *prober
+	// killed holds, by pod UID, the containers the kubelet killed for a
+	// failed probe or postStart hook (guarded by mu).
+	killed map[types.UID]map[string]bool
+	// enqueue queues a pod's sync by its "namespace/name" key; the fleet
+	// sets it.
+	enqueue func(key string)
+
 	// Used by the node loop only.
 	lease      *coordinationv1.Lease
 	lastReport time.Time
@@ -180,7 +191,7 @@ func New(cfg Config) (*Kubelet, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	return &Kubelet{
+	k := &Kubelet{
 		cfg:     cfg,
 		name:    cfg.NodeName,
 		client:  cfg.Client,
@@ -193,7 +204,18 @@ func New(cfg Config) (*Kubelet, error) {
 		seen:    map[string]string{},
 		kick:    make(chan struct{}, 1),
 		volumes: newVolumes(cfg),
-	}, nil
+		killed:  map[types.UID]map[string]bool{},
+		runner:  newProbeRunner(cfg.Runtime, cfg.KubeletVersion),
+	}
+	k.probes = newProber(cfg.Clock, k.log)
+	k.probes.run = k.runner.run
+	k.probes.event = k.event
+	k.probes.wake = func(pod *corev1.Pod) {
+		if k.enqueue != nil {
+			k.enqueue(pod.Namespace + "/" + pod.Name)
+		}
+	}
+	return k, nil
 }
 
 // newVolumes is the volume manager of a kubelet with a PodsDir.

@@ -51,7 +51,24 @@ func (k *Kubelet) podRuntimeFor(ctx context.Context, uid types.UID) (podRuntime,
 			cs = append(cs, c)
 		}
 	}
-	return newPodRuntime(sb, cs), nil
+	rt := newPodRuntime(sb, cs)
+	rt.Killed = k.killedIn(uid, rt)
+	rt.NotStarted = k.probes.notStarted(uid)
+	return rt, nil
+}
+
+// podIP is the pod's primary IP, the default host of probes and hooks.
+func (k *Kubelet) podIP(pod *corev1.Pod, rt podRuntime) string {
+	if pod.Spec.HostNetwork {
+		if ips := k.hostIPs(); len(ips) > 0 {
+			return ips[0]
+		}
+		return ""
+	}
+	if sb := rt.sandbox(); sb != nil && len(sb.IPs) > 0 {
+		return sb.IPs[0]
+	}
+	return ""
 }
 
 // runtimeSignatures summarises, per pod UID, the state of its sandboxes
@@ -82,6 +99,15 @@ func (k *Kubelet) syncPod(ctx context.Context, pod *corev1.Pod) (time.Duration, 
 	if pod.DeletionTimestamp != nil {
 		return k.terminate(ctx, pod, rt)
 	}
+	// Containers whose liveness or startup probe failed are killed first;
+	// the actions below restart them as the restart policy says.
+	if killed, err := k.killUnhealthy(ctx, pod, rt, k.podIP(pod, rt)); err != nil {
+		return 0, err
+	} else if killed {
+		if rt, err = k.podRuntimeFor(ctx, pod.UID); err != nil {
+			return 0, err
+		}
+	}
 	k.mu.Lock()
 	backoff := make(map[string]backoffEntry, len(pod.Spec.Containers))
 	for _, c := range allContainers(pod) {
@@ -103,6 +129,7 @@ func (k *Kubelet) syncPod(ctx context.Context, pod *corev1.Pod) (time.Duration, 
 			return 0, err
 		}
 	}
+	k.probes.ensure(ctx, pod, rt, k.podIP(pod, rt))
 	status := k.podStatus(pod, rt, a.Backoff, false)
 	if (status.Phase == corev1.PodSucceeded || status.Phase == corev1.PodFailed) && !a.KillPod {
 		// Finished for good: stop what is left (sidecars, the sandbox)
@@ -137,11 +164,22 @@ func (k *Kubelet) syncPod(ctx context.Context, pod *corev1.Pod) (time.Duration, 
 
 // podStatus computes a pod's API status from the runtime's view.
 func (k *Kubelet) podStatus(pod *corev1.Pod, rt podRuntime, backoff map[string]time.Duration, terminal bool) corev1.PodStatus {
-	return generatePodStatus(statusInput{
+	in := statusInput{
 		Pod: pod, Runtime: rt, Scheme: k.rtInfo.Name, HostIPs: k.hostIPs(),
 		Backoff: backoff, Terminal: terminal, Now: k.clock.Now(), Waiting: k.pullWaiting(pod),
 		Message: func(c *Container) string { return k.terminationMessage(pod, c) },
-	})
+	}
+	if hasProbes(pod) {
+		in.Started = func(c *Container) bool {
+			started, _ := k.probes.state(pod.UID, specOf(pod, c.Name), c)
+			return started
+		}
+		in.Ready = func(c *Container) bool {
+			_, ready := k.probes.state(pod.UID, specOf(pod, c.Name), c)
+			return ready
+		}
+	}
+	return generatePodStatus(in)
 }
 
 // allContainers returns the pod's init containers and containers.
@@ -234,6 +272,20 @@ func (k *Kubelet) apply(ctx context.Context, pod *corev1.Pod, rt podRuntime, a p
 		if s.Attempt > 0 {
 			k.log.Info("restarted container", "pod", pod.Namespace+"/"+pod.Name, "container", s.Name, "restartCount", s.Attempt)
 		}
+		// The next container starts once this one's postStart hook is
+		// done; a failed hook killed the container.
+		podIP := ""
+		if spec.Lifecycle != nil && spec.Lifecycle.PostStart != nil {
+			if ips := k.sandboxIPs(ctx, rt, sandboxID); len(ips) > 0 {
+				podIP = ips[0]
+			}
+			if pod.Spec.HostNetwork {
+				podIP = k.podIP(pod, rt)
+			}
+		}
+		if !k.postStart(ctx, pod, spec, id, podIP) && s.Init {
+			break
+		}
 	}
 	return changed, retry, nil
 }
@@ -288,14 +340,18 @@ func (k *Kubelet) configFailed(pod *corev1.Pod, c *corev1.Container, err error) 
 // status.
 func (k *Kubelet) killPod(ctx context.Context, pod *corev1.Pod, rt podRuntime, grace time.Duration) error {
 	grace = max(grace, minStopGrace)
+	var stop []*Container
 	for _, cs := range rt.Containers {
-		for _, c := range cs {
-			if c.State == ContainerExited {
-				continue
+		for i := range cs {
+			if cs[i].State != ContainerExited {
+				stop = append(stop, &cs[i])
 			}
-			if err := k.rt.StopContainer(ctx, c.ID, grace); err != nil {
-				return fmt.Errorf("pod %s/%s: stop container %q: %w", pod.Namespace, pod.Name, c.Name, err)
-			}
+		}
+	}
+	if len(stop) > 0 {
+		// preStop hooks run first, each within the grace period.
+		if err := k.stopContainers(ctx, pod, stop, grace, k.podIP(pod, rt)); err != nil {
+			return err
 		}
 	}
 	for _, sb := range rt.Sandboxes {
@@ -377,8 +433,10 @@ func (k *Kubelet) cleanup(ctx context.Context, uid string) error {
 			return fmt.Errorf("pod uid %s: volumes: %w", uid, err)
 		}
 	}
+	k.probes.forget(types.UID(uid))
 	k.mu.Lock()
 	delete(k.written, uid)
+	delete(k.killed, types.UID(uid))
 	for key := range k.backoff {
 		if strings.HasPrefix(key, uid+"/") {
 			delete(k.backoff, key)

@@ -35,9 +35,11 @@ type statusInput struct {
 	HostIPs []string
 	// Backoff names containers waiting out a crash-loop delay, with it.
 	Backoff map[string]time.Duration
-	// Ready says whether a running container is ready. It is the hook for
-	// readiness probes; nil means every running container is ready.
-	Ready func(name string) bool
+	// Started and Ready say whether a running container has started (its
+	// startup probe succeeded) and is ready (its readiness probe
+	// succeeded); nil means every running container is both.
+	Started func(c *Container) bool
+	Ready   func(c *Container) bool
 	// Terminal is set once the kubelet has stopped a pod for good (it is
 	// being deleted): the phase is then final.
 	Terminal bool
@@ -97,7 +99,7 @@ func generatePodStatus(in statusInput) corev1.PodStatus {
 
 	ready := in.Ready
 	if ready == nil {
-		ready = func(string) bool { return true }
+		ready = func(*Container) bool { return true }
 	}
 	initialized := true
 	var incompleteInit []string
@@ -235,7 +237,7 @@ func kubeletCondition(t corev1.PodConditionType) bool {
 func bracket(names []string) string { return "[" + strings.Join(names, " ") + "]" }
 
 // containerStatus is the API status of one container of the pod.
-func (in statusInput) containerStatus(spec *corev1.Container, waitingReason string, ready func(string) bool) corev1.ContainerStatus {
+func (in statusInput) containerStatus(spec *corev1.Container, waitingReason string, ready func(*Container) bool) corev1.ContainerStatus {
 	cs := corev1.ContainerStatus{Name: spec.Name, Image: spec.Image, Started: new(bool)}
 	all := in.Runtime.Containers[spec.Name]
 	w, blocked := in.Waiting[spec.Name]
@@ -256,8 +258,8 @@ func (in statusInput) containerStatus(spec *corev1.Container, waitingReason stri
 	switch c.State {
 	case ContainerRunning:
 		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: apiTime(c.StartedAt)}
-		*cs.Started = true
-		cs.Ready = ready(spec.Name)
+		*cs.Started = in.Started == nil || in.Started(c)
+		cs.Ready = *cs.Started && ready(c)
 	case ContainerExited:
 		t := in.terminated(c)
 		if blocked {
@@ -351,8 +353,10 @@ func podPhase(pod *corev1.Pod, initStatuses, statuses []corev1.ContainerStatus, 
 				succeeded++
 			}
 		case cs.State.Waiting != nil && cs.LastTerminationState.Terminated != nil:
+			// Waiting to restart: not done, even after exit 0 (a container
+			// the kubelet killed restarts under OnFailure too).
 			stopped++
-			if cs.LastTerminationState.Terminated.ExitCode == 0 {
+			if terminal && cs.LastTerminationState.Terminated.ExitCode == 0 {
 				succeeded++
 			}
 		default:
