@@ -67,6 +67,12 @@ func (k *Kubelet) runHook(ctx context.Context, t probeTarget, h *corev1.Lifecycl
 
 // httpHook sends an httpGet hook's request; any response will do.
 func (k *Kubelet) httpHook(ctx context.Context, t probeTarget, a *corev1.HTTPGetAction) error {
+	if k.simulated() {
+		return nil
+	}
+	if a.Host == "" && t.PodIP == "" {
+		return errNoPodIP
+	}
 	port, err := resolvePort(a.Port, t.Container)
 	if err != nil {
 		return err

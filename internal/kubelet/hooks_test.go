@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
 
@@ -385,4 +386,25 @@ func TestPreStopHookOnDeletion(t *testing.T) {
 
 func indexPrefix(log []string, prefix string) int {
 	return slices.IndexFunc(log, func(s string) bool { return strings.HasPrefix(s, prefix) })
+}
+
+func TestSimulatedNetworkProbesSucceed(t *testing.T) {
+	cs := fake.NewClientset()
+	start(t, cs, nil)
+	p := pod("simnet", corev1.RestartPolicyAlways)
+	p.Spec.Containers[0].ReadinessProbe = &corev1.Probe{PeriodSeconds: 1,
+		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}}}
+	p.Spec.Containers[0].LivenessProbe = &corev1.Probe{PeriodSeconds: 1, FailureThreshold: 1,
+		ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}}}
+	if _, err := cs.CoreV1().Pods("default").Create(context.Background(), p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "ready without a network", func() (bool, string) {
+		p, err := getPod(t, cs, "simnet")
+		if err != nil || len(p.Status.ContainerStatuses) == 0 {
+			return false, fmt.Sprint(err)
+		}
+		s := p.Status.ContainerStatuses[0]
+		return s.Ready && s.RestartCount == 0, fmt.Sprintf("%+v", s)
+	})
 }

@@ -208,7 +208,7 @@ func New(cfg Config) (*Kubelet, error) {
 		runner:  newProbeRunner(cfg.Runtime, cfg.KubeletVersion),
 	}
 	k.probes = newProber(cfg.Clock, k.log)
-	k.probes.run = k.runner.run
+	k.probes.run = k.runProbe
 	k.probes.event = k.event
 	k.probes.wake = func(pod *corev1.Pod) {
 		if k.enqueue != nil {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -591,5 +592,173 @@ func TestNoProbesCostNothing(t *testing.T) {
 	}
 	if hasProbes(pod) {
 		t.Error("hasProbes: got true, want false")
+	}
+}
+
+func TestKilledContainersRestart(t *testing.T) {
+	now := t0.Add(time.Hour)
+	exited := ctr("a", 0, ContainerExited, 0, now.Add(-time.Second))
+	restarted := ctr("a", 1, ContainerExited, 0, now.Add(-time.Second))
+	tests := []struct {
+		name       string
+		policy     corev1.RestartPolicy
+		containers []Container
+		killed     bool
+		backoff    map[string]backoffEntry
+		wantStart  []string
+		wantBO     bool
+	}{
+		{"OnFailure, exit 0, killed: restart", corev1.RestartPolicyOnFailure, []Container{exited}, true, nil, []string{"a#1"}, false},
+		{"OnFailure, exit 0, not killed: done", corev1.RestartPolicyOnFailure, []Container{exited}, false, nil, nil, false},
+		{"Never, killed: no restart", corev1.RestartPolicyNever, []Container{exited}, true, nil, nil, false},
+		{"Always, killed: restart", corev1.RestartPolicyAlways, []Container{exited}, true, nil, []string{"a#1"}, false},
+		// A second kill within the back-off window waits like a crash.
+		{"OnFailure, killed again: back-off", corev1.RestartPolicyOnFailure, []Container{restarted, exited}, true,
+			map[string]backoffEntry{"uid1/a": {Delay: initialBackoff, Updated: now.Add(-5 * time.Second)}}, nil, true},
+	}
+	for _, tt := range tests {
+		rt := newPodRuntime(readySandbox(), tt.containers)
+		if tt.killed {
+			rt.Killed = map[string]bool{tt.containers[0].ID: true}
+		}
+		a := computePodActions(testPod(tt.policy, nil, "a"), rt, tt.backoff, now)
+		if got := starts(a); !reflect.DeepEqual(got, tt.wantStart) {
+			t.Errorf("%s: starts: got %v, want %v", tt.name, got, tt.wantStart)
+		}
+		if _, ok := a.Backoff["a"]; ok != tt.wantBO {
+			t.Errorf("%s: back-off: got %v, want %v", tt.name, ok, tt.wantBO)
+		}
+	}
+}
+
+func TestSidecarWaitsForStartupProbe(t *testing.T) {
+	side := corev1.Container{Name: "side", RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways)}
+	pod := testPod(corev1.RestartPolicyAlways, []corev1.Container{side}, "a")
+	running := ctr("side", 0, ContainerRunning, 0, time.Time{})
+	rt := newPodRuntime(readySandbox(), []Container{running})
+	if got := starts(computePodActions(pod, rt, nil, t0)); !reflect.DeepEqual(got, []string{"a#0"}) {
+		t.Errorf("sidecar started: got %v, want [a#0]", got)
+	}
+	rt.NotStarted = map[string]bool{running.ID: true}
+	if got := starts(computePodActions(pod, rt, nil, t0)); len(got) != 0 {
+		t.Errorf("sidecar not started yet: got %v, want no starts", got)
+	}
+}
+
+func TestKilledOnFailureContainerInBackoffIsRunning(t *testing.T) {
+	now := t0.Add(time.Hour)
+	pod := testPod(corev1.RestartPolicyOnFailure, nil, "a")
+	rt := newPodRuntime(readySandbox(), []Container{ctr("a", 1, ContainerExited, 0, now.Add(-time.Second)), ctr("a", 0, ContainerExited, 1, now.Add(-time.Minute))})
+	s := generatePodStatus(statusInput{Pod: pod, Runtime: rt, Scheme: "sim", Backoff: map[string]time.Duration{"a": initialBackoff}, Now: now})
+	if s.Phase != corev1.PodRunning {
+		t.Errorf("phase of an OnFailure pod waiting to restart a killed container: got %s, want Running", s.Phase)
+	}
+}
+
+func TestStatusStartedAndReady(t *testing.T) {
+	pod := testPod(corev1.RestartPolicyAlways, nil, "a")
+	rt := newPodRuntime(readySandbox(), []Container{ctr("a", 0, ContainerRunning, 0, time.Time{})})
+	tests := []struct {
+		started, ready         bool
+		wantStarted, wantReady bool
+		wantPodReady           corev1.ConditionStatus
+	}{
+		{true, true, true, true, corev1.ConditionTrue},
+		{true, false, true, false, corev1.ConditionFalse},
+		// Not started is never ready.
+		{false, true, false, false, corev1.ConditionFalse},
+	}
+	for _, tt := range tests {
+		s := generatePodStatus(statusInput{Pod: pod, Runtime: rt, Scheme: "sim", Now: t0,
+			Started: func(*Container) bool { return tt.started }, Ready: func(*Container) bool { return tt.ready }})
+		cs := s.ContainerStatuses[0]
+		var podReady corev1.ConditionStatus
+		for _, c := range s.Conditions {
+			if c.Type == corev1.PodReady {
+				podReady = c.Status
+			}
+		}
+		if *cs.Started != tt.wantStarted || cs.Ready != tt.wantReady || podReady != tt.wantPodReady {
+			t.Errorf("started %v ready %v: got started %v ready %v pod ready %s, want %v %v %s",
+				tt.started, tt.ready, *cs.Started, cs.Ready, podReady, tt.wantStarted, tt.wantReady, tt.wantPodReady)
+		}
+	}
+}
+
+// hookKubelet is a kubelet with just what runHook needs.
+func hookKubelet(rt Runtime) *Kubelet {
+	return &Kubelet{rt: rt, runner: newProbeRunner(rt, "v1.37.2"), clock: clocktesting.NewFakeClock(t0),
+		log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
+func TestRunHook(t *testing.T) {
+	var mu sync.Mutex
+	var ua string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		ua = r.Header.Get("User-Agent")
+		mu.Unlock()
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	t.Cleanup(srv.Close)
+	host, port := serverPort(t, srv.URL)
+	rt := &execRuntime{fn: func(_ context.Context, _ string, cmd []string, out io.Writer) (int, error) {
+		if cmd[0] == "fail" {
+			fmt.Fprint(out, "nope")
+			return 3, nil
+		}
+		return 0, nil
+	}}
+	k := hookKubelet(rt)
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u1"}}
+	target := probeTarget{Pod: pod, Container: &corev1.Container{Name: "c"}, ContainerID: "c1", PodIP: host}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name    string
+		ctx     context.Context
+		target  probeTarget
+		h       corev1.LifecycleHandler
+		wantErr string
+	}{
+		{"exec ok", context.Background(), target, corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"ok"}}}, ""},
+		{"exec fails", context.Background(), target, corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"fail"}}},
+			`exec lifecycle hook ([fail]) for container "c" in pod "p_ns(u1)" failed - error: command 'fail' exited with 3: nope, message: "nope"`},
+		// Any response will do, even a 500.
+		{"http 500", context.Background(), target, corev1.LifecycleHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/x", Port: intstr.FromInt32(port)}}, ""},
+		{"http without pod IP", context.Background(), probeTarget{Pod: pod, Container: target.Container},
+			corev1.LifecycleHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/x", Port: intstr.FromInt32(port)}},
+			`http lifecycle hook (/x) for container "c" in pod "p_ns(u1)" failed - error: pod has no IP`},
+		{"sleep 0", context.Background(), target, corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 0}}, ""},
+		{"sleep cut short", cancelled, target, corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 5}}, "container terminated before sleep hook finished"},
+	}
+	for _, tt := range tests {
+		err := k.runHook(tt.ctx, tt.target, &tt.h)
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if got != tt.wantErr {
+			t.Errorf("%s: got error %q, want %q", tt.name, got, tt.wantErr)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if ua != "kube-lifecycle/1.37" {
+		t.Errorf("hook User-Agent: got %q, want kube-lifecycle/1.37", ua)
+	}
+}
+
+func TestNetworkProbesNeedAPodIP(t *testing.T) {
+	r := newProbeRunner(nil, "")
+	target := probeTarget{Pod: &corev1.Pod{}, Container: &corev1.Container{Name: "c"}}
+	for _, h := range []corev1.ProbeHandler{
+		{HTTPGet: &corev1.HTTPGetAction{Port: intstr.FromInt32(80)}},
+		{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(80)}},
+		{GRPC: &corev1.GRPCAction{Port: 80}},
+	} {
+		if _, _, err := r.run(context.Background(), target, &corev1.Probe{ProbeHandler: h}, time.Second); !errors.Is(err, errNoPodIP) {
+			t.Errorf("%+v without a pod IP: got %v, want %v", h, err, errNoPodIP)
+		}
 	}
 }
