@@ -422,9 +422,12 @@ type proberFixture struct {
 	mu     sync.Mutex
 }
 
-func newProberFixture(t *testing.T, spec corev1.Container) *proberFixture {
+func newProberFixture(t *testing.T, spec corev1.Container, outcomes map[probeKind]probeOutcome) *proberFixture {
 	clk := clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	f := &proberFixture{t: t, clk: clk, s: newScriptedProbes()}
+	for kind, o := range outcomes {
+		f.s.set(kind, o)
+	}
 	f.p = newProber(clk, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	f.p.run = f.s.run
 	f.p.wake = func(*corev1.Pod) { f.s.mu.Lock(); f.s.wakes++; f.s.mu.Unlock() }
@@ -475,9 +478,8 @@ func execProbe(mut func(*corev1.Probe)) *corev1.Probe {
 }
 
 func TestReadinessUntilSuccessThenThreshold(t *testing.T) {
-	f := newProberFixture(t, corev1.Container{ReadinessProbe: execProbe(func(p *corev1.Probe) { p.FailureThreshold = 3 })})
-	// Before any result: not ready.
-	f.s.set(probeReadiness, outcomeFailure)
+	f := newProberFixture(t, corev1.Container{ReadinessProbe: execProbe(func(p *corev1.Probe) { p.FailureThreshold = 3 })},
+		map[probeKind]probeOutcome{probeReadiness: outcomeFailure})
 	f.waitFor("first probe", func() bool { return f.s.count(probeReadiness) == 1 })
 	if started, ready := f.state(); !started || ready {
 		t.Fatalf("after a failure: got started %v ready %v, want started, not ready", started, ready)
@@ -512,8 +514,8 @@ func TestReadinessUntilSuccessThenThreshold(t *testing.T) {
 }
 
 func TestInitialDelay(t *testing.T) {
-	f := newProberFixture(t, corev1.Container{ReadinessProbe: execProbe(func(p *corev1.Probe) { p.InitialDelaySeconds = 5 })})
-	f.s.set(probeReadiness, outcomeSuccess)
+	f := newProberFixture(t, corev1.Container{ReadinessProbe: execProbe(func(p *corev1.Probe) { p.InitialDelaySeconds = 5 })},
+		map[probeKind]probeOutcome{probeReadiness: outcomeSuccess})
 	f.step(1, 4*time.Second)
 	time.Sleep(20 * time.Millisecond)
 	if n := f.s.count(probeReadiness); n != 0 {
@@ -531,10 +533,7 @@ func TestStartupGatesLivenessAndReadiness(t *testing.T) {
 		StartupProbe:   execProbe(func(p *corev1.Probe) { p.FailureThreshold = 10 }),
 		LivenessProbe:  execProbe(nil),
 		ReadinessProbe: execProbe(nil),
-	})
-	f.s.set(probeStartup, outcomeFailure)
-	f.s.set(probeReadiness, outcomeSuccess)
-	f.s.set(probeLiveness, outcomeSuccess)
+	}, map[probeKind]probeOutcome{probeStartup: outcomeFailure, probeReadiness: outcomeSuccess, probeLiveness: outcomeSuccess})
 	f.waitFor("startup probed", func() bool { return f.s.count(probeStartup) == 1 })
 	f.step(3, 10*time.Second)
 	f.waitFor("startup probed again", func() bool { return f.s.count(probeStartup) == 2 })
@@ -560,8 +559,8 @@ func TestStartupGatesLivenessAndReadiness(t *testing.T) {
 }
 
 func TestLivenessFailureIsReported(t *testing.T) {
-	f := newProberFixture(t, corev1.Container{LivenessProbe: execProbe(func(p *corev1.Probe) { p.FailureThreshold = 2 })})
-	f.s.set(probeLiveness, outcomeFailure)
+	f := newProberFixture(t, corev1.Container{LivenessProbe: execProbe(func(p *corev1.Probe) { p.FailureThreshold = 2 })},
+		map[probeKind]probeOutcome{probeLiveness: outcomeFailure})
 	f.waitFor("first probe", func() bool { return f.s.count(probeLiveness) == 1 })
 	if got := f.p.failed(f.pod.UID); len(got) != 0 {
 		t.Fatalf("failed after 1 of 2 failures: got %v, want none", got)
