@@ -213,8 +213,10 @@ func TestPodLifecycle(t *testing.T) {
 			deletes++
 		}
 	}
-	if deletes != 1 {
-		t.Errorf("pod deletes: got %d, want 1", deletes)
+	// A sync queued before the informer saw the deletion may delete once
+	// more (the API answers NotFound); more than that is a loop.
+	if deletes < 1 || deletes > 2 {
+		t.Errorf("pod deletes: got %d, want 1 (or 2 when a queued sync raced the informer)", deletes)
 	}
 }
 
