@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -53,6 +54,11 @@ type Config struct {
 	// for the built-in types (about 0.1 s of CPU, so callers may build it
 	// concurrently with other start-up work).
 	TypeConverter managedfields.TypeConverter
+	// KubeletClientTLS carries the client certificate pods/log presents to
+	// kubelets (the kube-apiserver-kubelet-client identity); nil answers
+	// pods/log with 503. Kubelet serving certificates are verified only
+	// when it has RootCAs.
+	KubeletClientTLS *tls.Config
 }
 
 // Server serves the Kubernetes API. Build it with New, mount Handler.

@@ -81,6 +81,9 @@ func (c *call) serve() error {
 	if info.Subresource != "" && !ep.res.HasSubresource(info.Subresource) {
 		return notFoundPath()
 	}
+	if info.Subresource == "log" {
+		return c.podLog() // text, not a negotiated object
+	}
 	if c.out, err = negotiate(c.r); err != nil {
 		return err
 	}
