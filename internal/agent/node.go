@@ -62,7 +62,11 @@ type NodeConfig struct {
 	// ClusterCIDR is the pod network of the whole cluster, whose traffic
 	// is not masqueraded (default 10.244.0.0/16).
 	ClusterCIDR string
-	Logger      *slog.Logger
+	// ClusterCA is the PEM of the cluster CA: the kubelet server on
+	// NodeIP:10250 accepts the API server's kubelet-client certificate it
+	// signed. Empty runs no kubelet server (no kubectl logs).
+	ClusterCA []byte
+	Logger    *slog.Logger
 }
 
 // RunNode runs a node with the real runtime until ctx ends.
@@ -137,6 +141,7 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 		return err
 	}
 	go imageGC(ctx, images, rt, log)
+	startKubeletServer(ctx, cfg, rt, log)
 	log.Info("node starting", "node", cfg.NodeName, "runtime", RuntimeRunc, "version", version.Skiff(), "dataDir", cfg.DataDir)
 	return k.Run(ctx)
 }
