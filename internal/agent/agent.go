@@ -105,6 +105,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			Client: cs, NodeName: a.cfg.NodeName, NodeIP: a.cfg.NodeIP, Labels: a.cfg.Labels, Taints: a.cfg.Taints,
 			Capacity: a.cfg.Capacity, DataDir: a.cfg.DataDir, RegistriesFile: a.cfg.RegistriesFile,
 			CgroupRoot: a.cfg.CgroupRoot, ClusterCIDR: a.cfg.ClusterCIDR, Logger: a.log,
+			ClusterCA: rc.TLSClientConfig.CAData,
 		})
 	}
 	k, err := kubelet.New(kubelet.Config{

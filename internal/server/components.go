@@ -156,6 +156,7 @@ func (s *Server) startNode(ctx context.Context, g *errgroup.Group, comps *compon
 		return fmt.Errorf("node client: %w", err)
 	}
 	nc.Client = client
+	nc.ClusterCA = bundle.CAPEM
 	if nc.DataDir == "" {
 		nc.DataDir = s.cfg.DataDir
 	}

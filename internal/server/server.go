@@ -34,6 +34,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/auth"
 	"github.com/skiff-sh/skiff/internal/controllermanager"
 	"github.com/skiff-sh/skiff/internal/etcd"
+	"github.com/skiff-sh/skiff/internal/kubelet"
 	"github.com/skiff-sh/skiff/internal/pki"
 	"github.com/skiff-sh/skiff/internal/storage"
 	"github.com/skiff-sh/skiff/internal/version"
@@ -201,20 +202,31 @@ func (s *Server) Run(ctx context.Context) error {
 
 	// Store and API.
 	store := storage.New(client, storage.Options{Logger: s.log})
+	// The API server reaches nodes' kubelets (logs) with an identity of
+	// its own, the one the kubelets accept.
+	kubeletCert, kubeletKey, err := bundle.EnsureClientCert("apiserver-kubelet-client", kubelet.APIServerClientUser, nil)
+	if err != nil {
+		return fmt.Errorf("kubelet client certificate: %w", err)
+	}
+	kubeletPair, err := tls.X509KeyPair(kubeletCert, kubeletKey)
+	if err != nil {
+		return fmt.Errorf("kubelet client certificate: %w", err)
+	}
 	api, err := apiserver.New(apiserver.Config{
-		Store:         store,
-		Scheme:        scheme,
-		Authenticator: auth.Union{auth.X509{}, auth.NewTokens(tokens)},
-		Authorizer:    auth.AlwaysAllow{},
-		ServiceCIDR:   serviceCIDR,
-		NodePortMin:   portMin,
-		NodePortMax:   portMax,
-		MaxInFlight:   cfg.MaxInFlight,
-		Profiling:     cfg.Profiling,
-		PublicAddress: net.JoinHostPort(advertise, strconv.Itoa(cfg.SecurePort)),
-		Version:       version.Info(),
-		Logger:        s.log,
-		TypeConverter: <-typeConverter,
+		KubeletClientTLS: &tls.Config{Certificates: []tls.Certificate{kubeletPair}, MinVersion: tls.VersionTLS12},
+		Store:            store,
+		Scheme:           scheme,
+		Authenticator:    auth.Union{auth.X509{}, auth.NewTokens(tokens)},
+		Authorizer:       auth.AlwaysAllow{},
+		ServiceCIDR:      serviceCIDR,
+		NodePortMin:      portMin,
+		NodePortMax:      portMax,
+		MaxInFlight:      cfg.MaxInFlight,
+		Profiling:        cfg.Profiling,
+		PublicAddress:    net.JoinHostPort(advertise, strconv.Itoa(cfg.SecurePort)),
+		Version:          version.Info(),
+		Logger:           s.log,
+		TypeConverter:    <-typeConverter,
 	})
 	if err != nil {
 		return err
