@@ -84,6 +84,9 @@ func (c *call) serve() error {
 	if info.Subresource == "log" {
 		return c.podLog() // text, not a negotiated object
 	}
+	if info.Subresource == "exec" {
+		return c.podExec() // an upgraded stream, proxied to the kubelet
+	}
 	if c.out, err = negotiate(c.r); err != nil {
 		return err
 	}

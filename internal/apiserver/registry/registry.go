@@ -95,6 +95,7 @@ func All() []Resource {
 			Subresources: []Subresource{
 				{Name: "binding", Kind: "Binding", Verbs: []string{"create"}},
 				{Name: "eviction", Group: "policy", Version: "v1", Kind: "Eviction", Verbs: []string{"create"}},
+				{Name: "exec", Verbs: []string{"get", "create"}},
 				{Name: "log", Verbs: []string{"get"}},
 				status(),
 			}},

@@ -1,0 +1,175 @@
+package apiserver
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// pods/exec, as upstream serves it: the API server checks the options,
+// finds the pod's container and node, and proxies the client's upgraded
+// connection (WebSocket with a v5/v4 channel protocol, or SPDY/3.1) to the
+// node's kubelet at /exec/{namespace}/{pod}/{container}, authenticated
+// with Config.KubeletClientTLS's client certificate. Upstream's API server
+// translates WebSocket clients to SPDY for old kubelets; Skiff's kubelet
+// speaks both, so the bytes pass through unchanged.
+
+// execOptions are a pods/exec query.
+type execOptions struct {
+	container                  string
+	command                    []string
+	stdin, stdout, stderr, tty bool
+}
+
+// parseExecOptions reads PodExecOptions from a pods/exec query as the API
+// machinery decodes them (booleans are true when present and neither "0"
+// nor "false") and validates them as upstream does.
+func parseExecOptions(q url.Values) (execOptions, error) {
+	flag := func(name string) bool {
+		vs, ok := q[name]
+		return ok && len(vs) > 0 && vs[0] != "0" && !strings.EqualFold(vs[0], "false")
+	}
+	o := execOptions{
+		container: q.Get("container"), command: q["command"],
+		stdin: flag("stdin"), stdout: flag("stdout"), stderr: flag("stderr"), tty: flag("tty"),
+	}
+	if len(o.command) == 0 {
+		return o, apierrors.NewBadRequest("you must specify at least one command for the container")
+	}
+	if !o.stdin && !o.stdout && !o.stderr {
+		return o, apierrors.NewBadRequest("you must specify at least 1 of stdin, stdout, stderr")
+	}
+	return o, nil
+}
+
+// kubeletExecURL is the kubelet's exec URL for the container.
+func kubeletExecURL(node *corev1.Node, pod *corev1.Pod, container string, o execOptions) (*url.URL, error) {
+	host := nodeAddress(node)
+	if host == "" {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("node %q has no address to reach its kubelet at", node.Name))
+	}
+	port := int(node.Status.DaemonEndpoints.KubeletEndpoint.Port)
+	if port <= 0 {
+		port = defaultKubeletPort
+	}
+	q := url.Values{"command": o.command}
+	for name, on := range map[string]bool{"stdin": o.stdin, "stdout": o.stdout, "stderr": o.stderr, "tty": o.tty} {
+		if on {
+			q.Set(name, "1")
+		}
+	}
+	return &url.URL{
+		Scheme:   "https",
+		Host:     net.JoinHostPort(host, strconv.Itoa(port)),
+		Path:     "/exec/" + url.PathEscape(pod.Namespace) + "/" + url.PathEscape(pod.Name) + "/" + url.PathEscape(container),
+		RawQuery: q.Encode(),
+	}, nil
+}
+
+// podExec serves GET and POST pods/{name}/exec.
+func (c *call) podExec() error {
+	if c.info.Verb != "get" && c.info.Verb != "create" {
+		return apierrors.NewMethodNotSupported(c.ep.gr(), c.info.Verb)
+	}
+	opts, err := parseExecOptions(c.r.URL.Query())
+	if err != nil {
+		return err
+	}
+	obj, err := c.ep.store.GetObject(c.ctx, c.info.Namespace, c.info.Name, "")
+	if err != nil {
+		return err
+	}
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return apierrors.NewInternalError(fmt.Errorf("pods store holds %T", obj))
+	}
+	container, err := logContainer(pod, opts.container)
+	if err != nil {
+		return err
+	}
+	if pod.Spec.NodeName == "" {
+		return apierrors.NewBadRequest(fmt.Sprintf("pod %s does not have a host assigned", pod.Name))
+	}
+	nodes := c.s.storages[schema.GroupResource{Resource: "nodes"}]
+	nobj, err := nodes.GetObject(c.ctx, "", pod.Spec.NodeName, "")
+	if err != nil {
+		return err
+	}
+	node, ok := nobj.(*corev1.Node)
+	if !ok {
+		return apierrors.NewInternalError(fmt.Errorf("nodes store holds %T", nobj))
+	}
+	loc, err := kubeletExecURL(node, pod, container, opts)
+	if err != nil {
+		return err
+	}
+	return c.proxyUpgrade(node.Name, loc)
+}
+
+// proxyUpgrade proxies the client's request, an upgrade, to loc on a
+// kubelet and splices both directions once the kubelet switches
+// protocols. A kubelet's error answer becomes a Status as for pods/log.
+func (c *call) proxyUpgrade(node string, loc *url.URL) error {
+	if c.s.cfg.KubeletClientTLS == nil {
+		return apierrors.NewServiceUnavailable("the API server has no client certificate for kubelets, so it cannot reach node " + strconv.Quote(node))
+	}
+	tlsCfg := c.s.cfg.KubeletClientTLS.Clone()
+	if tlsCfg.RootCAs == nil {
+		tlsCfg.InsecureSkipVerify = true
+	}
+	// HTTP/1.1 only: upgrades do not exist in HTTP/2.
+	tlsCfg.NextProtos = nil
+	tr := &http.Transport{
+		Proxy:                 nil, // the kubelet is on the node network
+		DialContext:           (&net.Dialer{Timeout: kubeletDialTimeout}).DialContext,
+		TLSClientConfig:       tlsCfg,
+		TLSHandshakeTimeout:   kubeletTLSTimeout,
+		ResponseHeaderTimeout: kubeletResponseTimeout,
+		DisableKeepAlives:     true,
+	}
+	defer tr.CloseIdleConnections()
+	var proxyErr error
+	rp := &httputil.ReverseProxy{
+		Transport: tr,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL = loc
+			pr.Out.Host = loc.Host
+			// The client's credentials are for the API server only.
+			pr.Out.Header.Del("Authorization")
+			pr.Out.Header.Del("Impersonate-User")
+			pr.Out.Header.Del("Impersonate-Group")
+		},
+		ModifyResponse: func(resp *http.Response) error {
+			if resp.StatusCode == http.StatusSwitchingProtocols || (resp.StatusCode >= 200 && resp.StatusCode <= 299) {
+				return nil
+			}
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, kubeletErrorLimit))
+			return kubeletError(resp.StatusCode, c.info.Name, strings.TrimSpace(string(body)))
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			var st apierrors.APIStatus
+			if !errors.As(err, &st) {
+				err = kubeletUnreachable(node, err)
+			}
+			proxyErr = err
+			writeError(w, r, err)
+		},
+		ErrorLog: slog.NewLogLogger(c.s.log.Handler(), slog.LevelDebug),
+	}
+	rp.ServeHTTP(c.w, c.r.WithContext(c.ctx))
+	if proxyErr != nil {
+		c.s.log.Info("pod exec failed", "pod", c.info.Namespace+"/"+c.info.Name, "node", node, "err", proxyErr)
+	}
+	return nil
+}
