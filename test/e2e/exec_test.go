@@ -69,6 +69,22 @@ func TestRealExec(t *testing.T) {
 			t.Errorf("kubectl exec -i shell -- wc -l: got %v, %q (stderr %q), want 2", err, out, stderr)
 		}
 	})
+	t.Run("spdy", func(t *testing.T) {
+		// kubectl's fallback transport, as older kubectls use.
+		t.Setenv("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
+		if out := kubectlOK(t, c, "-n", ns, "exec", "shell", "--", "echo", "hi"); out != "hi\n" {
+			t.Errorf("kubectl exec over SPDY: got %q, want %q", out, "hi\n")
+		}
+		out, stderr, err := c.KubectlStdin("abc", "-n", ns, "exec", "-i", "shell", "--", "cat")
+		if err != nil || out != "abc" {
+			t.Errorf("kubectl exec -i over SPDY: got %v, %q (stderr %q), want %q", err, out, stderr, "abc")
+		}
+		_, stderr, err = c.Kubectl("-n", ns, "exec", "shell", "--", "sh", "-c", "exit 3")
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 3 || !strings.Contains(stderr, "command terminated with exit code 3") {
+			t.Errorf("kubectl exec over SPDY -- sh -c 'exit 3': got %v, stderr %q, want exit 3", err, stderr)
+		}
+	})
 	t.Run("errors", func(t *testing.T) {
 		for _, tc := range []struct {
 			args []string
