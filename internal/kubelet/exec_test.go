@@ -88,7 +88,7 @@ func (r *fakeExecRuntime) Exec(_ context.Context, id string, cmd []string, stdin
 }
 
 // execFixture is a kubelet server with pod default/web whose container
-// "app" runs as "app1" and "idle" waits.
+// "app" runs as "app1" and "idle" waits; its IP is 127.0.0.1.
 type execFixture struct {
 	rt     *fakeExecRuntime
 	url    string
@@ -101,7 +101,7 @@ func newExecFixture(t *testing.T) *execFixture {
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}, {Name: "idle"}}},
-		Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{
+		Status: corev1.PodStatus{PodIP: "127.0.0.1", ContainerStatuses: []corev1.ContainerStatus{
 			{Name: "app", ContainerID: "runc://app1", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}},
 			{Name: "idle", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}},
 		}},
