@@ -204,7 +204,9 @@ func TestRealPodRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	kubectlOK(t, c, "-n", ns, "run", "bb", "--image="+ref, "--restart=Never", "--", "sh", "-c", "echo hello; sleep 3600")
+	// Always: other tests may have pulled the image already, and this one
+	// checks the pull's events.
+	kubectlOK(t, c, "-n", ns, "run", "bb", "--image="+ref, "--image-pull-policy=Always", "--restart=Never", "--", "sh", "-c", "echo hello; sleep 3600")
 	pod := waitPod(t, c, ns, "bb", podStartTimeout, phaseIs(corev1.PodRunning))
 
 	cidr := podCIDR(t, c)
