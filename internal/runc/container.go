@@ -261,13 +261,32 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 	if err := writeJSON(r.containerFile(id), c); err != nil {
 		return fmt.Errorf("container %q: %w", id, err)
 	}
-	if _, err := r.runc(ctx, "start", id); err != nil {
+	if _, err := r.runc(ctx, "start", id); err != nil && !r.ranAndExited(id) {
 		c.StartedAt = time.Time{}
 		_ = writeJSON(r.containerFile(id), c)
 		return fmt.Errorf("pod %q: start container %q: %w", c.Namespace+"/"+c.PodName, c.Name, err)
 	}
 	r.logger.Info("container started", "pod", c.Namespace+"/"+c.PodName, "container", c.Name, "id", id)
 	return nil
+}
+
+// ranAndExited reports whether a container whose `runc start` failed did
+// start after all: a process that exits at once lets the shim delete the
+// container while runc start still cleans up after it ("remove
+// exec.fifo: no such file or directory"); the shim then records the exit
+// within moments.
+func (r *Runtime) ranAndExited(id string) bool {
+	for range 50 {
+		if _, ok := r.exitStatus(id); ok {
+			return true
+		}
+		if !r.shimAlive(id) {
+			_, ok := r.exitStatus(id)
+			return ok
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
 }
 
 // StopContainer sends SIGTERM, and SIGKILL to every process of the
