@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/skiff-sh/skiff/internal/pki"
 )
@@ -136,5 +137,20 @@ func TestSimNames(t *testing.T) {
 	names := s.Names()
 	if len(names) != 12 || names[0] != "sim-00" || names[11] != "sim-11" {
 		t.Errorf("got %v, want sim-00 .. sim-11", names)
+	}
+}
+
+func TestAllocatable(t *testing.T) {
+	capacity := corev1.ResourceList{
+		corev1.ResourceCPU:              resource.MustParse("2"),
+		corev1.ResourceMemory:           resource.MustParse("1Gi"),
+		corev1.ResourceEphemeralStorage: resource.MustParse("100Gi"),
+		corev1.ResourcePods:             resource.MustParse("110"),
+	}
+	got := allocatable(capacity)
+	for name, want := range map[corev1.ResourceName]string{"cpu": "2", "memory": "924Mi", "ephemeral-storage": "90Gi", "pods": "110"} {
+		if q := got[name]; q.Cmp(resource.MustParse(want)) != 0 {
+			t.Errorf("allocatable %s: got %s, want %s", name, q.String(), want)
+		}
 	}
 }

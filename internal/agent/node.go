@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -85,6 +87,11 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 	}
 	if cfg.Capacity == nil {
 		cfg.Capacity = machineCapacity()
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err == nil {
+			if b, err := diskBytes(cfg.DataDir); err == nil {
+				cfg.Capacity[corev1.ResourceEphemeralStorage] = *resource.NewQuantity(b, resource.BinarySI)
+			}
+		}
 	}
 	if cfg.NodeName == "" {
 		cfg.NodeName = DefaultNodeName()
@@ -133,7 +140,7 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 			log.Info("pod network ready", "podCIDR", cidr)
 		},
 		PodsDir:  filepath.Join(cfg.DataDir, "pods"),
-		Capacity: cfg.Capacity, Labels: cfg.Labels, Taints: cfg.Taints,
+		Capacity: cfg.Capacity, Allocatable: allocatable(cfg.Capacity), Labels: cfg.Labels, Taints: cfg.Taints,
 		KubeletVersion: kubeletVersion(), OSImage: osImage(), KernelVersion: kernelVersion(),
 		Logger: log,
 	})
@@ -144,6 +151,35 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 	startKubeletServer(ctx, cfg, rt, log)
 	log.Info("node starting", "node", cfg.NodeName, "runtime", RuntimeRunc, "version", version.Skiff(), "dataDir", cfg.DataDir)
 	return k.Run(ctx)
+}
+
+// Upstream kubelet's default hard eviction thresholds, which allocatable
+// keeps clear of: memory.available<100Mi, nodefs.available<10%.
+const (
+	evictionMemory    = 100 << 20
+	evictionNodefsPct = 10
+)
+
+// allocatable is what pods may use of capacity: capacity less the hard
+// eviction thresholds (no kube- or system-reserved, upstream's defaults).
+func allocatable(capacity corev1.ResourceList) corev1.ResourceList {
+	out := capacity.DeepCopy()
+	if m, ok := out[corev1.ResourceMemory]; ok {
+		out[corev1.ResourceMemory] = *resource.NewQuantity(max(0, m.Value()-evictionMemory), resource.BinarySI)
+	}
+	if d, ok := out[corev1.ResourceEphemeralStorage]; ok {
+		out[corev1.ResourceEphemeralStorage] = *resource.NewQuantity(d.Value()-d.Value()*evictionNodefsPct/100, resource.BinarySI)
+	}
+	return out
+}
+
+// diskBytes is the size of the filesystem holding dir.
+func diskBytes(dir string) (int64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Blocks) * st.Bsize, nil
 }
 
 // runcImages adapts the image store to what the runc runtime asks of it.
