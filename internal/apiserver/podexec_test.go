@@ -170,3 +170,42 @@ func TestProxyUpgradeUnreachable(t *testing.T) {
 		t.Errorf("unreachable kubelet: got %d %s, want 502 naming the node", rec.Code, rec.Body.String())
 	}
 }
+
+func TestParsePortForwardPorts(t *testing.T) {
+	tests := []struct {
+		query   string
+		want    string
+		wantErr string
+	}{
+		{query: "", want: "[]"},
+		{query: "ports=80&ports=8080", want: "[80 8080]"},
+		{query: "ports=http", wantErr: `ports: invalid port "http"`},
+		{query: "ports=0", wantErr: "port 0 must be between 1 and 65535, inclusive"},
+		{query: "ports=70000", wantErr: "port 70000 must be between 1 and 65535, inclusive"},
+	}
+	for _, tc := range tests {
+		q, _ := url.ParseQuery(tc.query)
+		got, err := parsePortForwardPorts(q)
+		if tc.wantErr != "" {
+			if !apierrors.IsBadRequest(err) || err.Error() != tc.wantErr {
+				t.Errorf("parsePortForwardPorts(%q): got %v, want 400 %q", tc.query, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || fmt.Sprint(got) != tc.want {
+			t.Errorf("parsePortForwardPorts(%q): got %v, %v, want %s", tc.query, got, err, tc.want)
+		}
+	}
+}
+
+func TestKubeletPortForwardURL(t *testing.T) {
+	node := &corev1.Node{Status: corev1.NodeStatus{
+		Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.0.0.5"}},
+	}}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web"}}
+	got, err := kubeletPortForwardURL(node, pod, []int32{80})
+	want := "https://10.0.0.5:10250/portForward/ns/web?port=80"
+	if err != nil || got.String() != want {
+		t.Errorf("kubeletPortForwardURL: got %v, %v, want %s", got, err, want)
+	}
+}

@@ -87,6 +87,9 @@ func (c *call) serve() error {
 	if info.Subresource == "exec" {
 		return c.podExec() // an upgraded stream, proxied to the kubelet
 	}
+	if info.Subresource == "portforward" {
+		return c.podPortForward() // an upgraded stream, proxied to the kubelet
+	}
 	if c.out, err = negotiate(c.r); err != nil {
 		return err
 	}

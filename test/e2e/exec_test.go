@@ -3,11 +3,20 @@
 package e2e
 
 import (
+	"bufio"
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -107,4 +116,123 @@ func TestRealExec(t *testing.T) {
 			t.Errorf("pods/exec without a command: got %v %q, want %q", err, stderr, want)
 		}
 	})
+}
+
+// webPod is TestRealPortForward's pod: busybox httpd serving "hello" on
+// port 8080.
+const webPod = `apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: %s
+    command: [sh, -c, "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 8080 -h /www"]
+`
+
+// TestRealPortForward: kubectl port-forward reaches a real pod's port
+// through the API server and the node's kubelet, over the WebSocket
+// tunnel kubectl uses first and over SPDY.
+func TestRealPortForward(t *testing.T) {
+	c := suite.RealCluster(t)
+	ns := realNamespace(t, c, "real-portforward")
+	if out, stderr, err := c.KubectlStdin(fmt.Sprintf(webPod, c.Image(framework.ImageBusybox)), "-n", ns, "apply", "-f", "-"); err != nil {
+		t.Fatalf("kubectl apply: %v\n%s%s", err, out, stderr)
+	}
+	waitPod(t, c, ns, "web", podStartTimeout, phaseIs(corev1.PodRunning))
+	for _, tc := range []struct{ name, websockets string }{{"websocket", "true"}, {"spdy", "false"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			local := portForwardKubectl(t, c, ns, "web", tc.websockets)
+			// Several requests, each a new forwarded connection.
+			for i := range 3 {
+				var body string
+				framework.WaitFor(t, 10*time.Second, func() (bool, string) {
+					body = httpGet(fmt.Sprintf("http://127.0.0.1:%s/index.html", local))
+					return body == "hello\n", fmt.Sprintf("GET %d through port-forward: got %q, want %q", i, body, "hello\n")
+				})
+			}
+		})
+	}
+}
+
+// httpGet returns the body of url, or the error's text.
+func httpGet(url string) string {
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get(url)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
+}
+
+// portForwardKubectl starts `kubectl port-forward pod :8080` and returns
+// the local port it listens on; kubectl is stopped at the test's end.
+func portForwardKubectl(t *testing.T, c *framework.Cluster, ns, pod, websockets string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	cmd := exec.CommandContext(ctx, suite.Binary(t), "kubectl", "--kubeconfig", c.KubeconfigPath(), "--server", c.Endpoint(),
+		"-n", ns, "port-forward", "--address", "127.0.0.1", "pod/"+pod, ":8080")
+	env := []string{"KUBECONFIG=" + c.KubeconfigPath(), "KUBECACHEDIR=" + filepath.Join(t.TempDir(), "kube-cache"), "KUBERC=off",
+		"KUBECTL_PORT_FORWARD_WEBSOCKETS=" + websockets}
+	for _, kv := range os.Environ() {
+		switch name, _, _ := strings.Cut(kv, "="); name {
+		case "KUBECONFIG", "KUBECACHEDIR", "KUBERC", "KUBECTL_PORT_FORWARD_WEBSOCKETS":
+		default:
+			env = append(env, kv)
+		}
+	}
+	cmd.Env = env
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("start kubectl port-forward: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("kubectl port-forward stderr:\n%s", stderr.String())
+		}
+	})
+	found := make(chan string, 1)
+	go func() {
+		re := regexp.MustCompile(`^Forwarding from 127\.0\.0\.1:(\d+) -> 8080`)
+		br := bufio.NewReader(stdout)
+		for {
+			l, err := br.ReadString('\n')
+			if m := re.FindStringSubmatch(l); m != nil {
+				select {
+				case found <- m[1]:
+				default:
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case port := <-found:
+		return port
+	case <-time.After(30 * time.Second):
+		t.Fatalf("kubectl port-forward printed no local port in 30s; stderr: %s", stderr.String())
+	}
+	return ""
 }

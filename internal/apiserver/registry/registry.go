@@ -97,6 +97,7 @@ func All() []Resource {
 				{Name: "eviction", Group: "policy", Version: "v1", Kind: "Eviction", Verbs: []string{"create"}},
 				{Name: "exec", Verbs: []string{"get", "create"}},
 				{Name: "log", Verbs: []string{"get"}},
+				{Name: "portforward", Verbs: []string{"get", "create"}},
 				status(),
 			}},
 		{Group: "", Versions: []string{"v1"}, Name: "podtemplates", SingularName: "podtemplate", Kind: "PodTemplate", Namespaced: true, Verbs: fullVerbs},
