@@ -158,9 +158,43 @@ func (m *volumeManager) setupVolume(ctx context.Context, pod *corev1.Pod, podDir
 		return dir, m.refresh(pod.UID, v.Name, dir, true, gid, func() (map[string]fileProjection, error) {
 			return m.projectedPayload(ctx, pod, v.Projected)
 		})
+	case v.PersistentVolumeClaim != nil:
+		return m.setupClaim(ctx, pod.Namespace, v.PersistentVolumeClaim.ClaimName)
 	default:
 		return "", fmt.Errorf("volume type %s is not supported", volumeSourceType(&v.VolumeSource))
 	}
+}
+
+// setupClaim resolves a persistentVolumeClaim to the node directory of the
+// volume bound to it; hostPath and local volumes are supported.
+func (m *volumeManager) setupClaim(ctx context.Context, ns, claim string) (string, error) {
+	pvc, err := m.client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, claim, metav1.GetOptions{})
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return "", fmt.Errorf("persistentvolumeclaim %q not found", claim)
+		}
+		return "", err
+	}
+	if pvc.Status.Phase != corev1.ClaimBound || pvc.Spec.VolumeName == "" {
+		return "", fmt.Errorf("persistentvolumeclaim %q is not bound (phase %s)", claim, pvc.Status.Phase)
+	}
+	pv, err := m.client.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{})
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return "", fmt.Errorf("persistentvolume %q not found", pvc.Spec.VolumeName)
+		}
+		return "", err
+	}
+	switch {
+	case pv.Spec.HostPath != nil:
+		return pv.Spec.HostPath.Path, setupHostPath(pv.Spec.HostPath)
+	case pv.Spec.Local != nil:
+		if _, err := os.Stat(pv.Spec.Local.Path); err != nil {
+			return "", fmt.Errorf("local volume %s: %w", pv.Name, err)
+		}
+		return pv.Spec.Local.Path, nil
+	}
+	return "", fmt.Errorf("persistentvolume %q: only hostPath and local volumes are supported", pv.Name)
 }
 
 // podFSGroup is the pod's fsGroup, or -1.

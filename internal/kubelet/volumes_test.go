@@ -717,12 +717,47 @@ func TestProjectedVolumeSetup(t *testing.T) {
 
 func TestVolumeUnsupportedType(t *testing.T) {
 	m, _, _ := newTestVolumeManager(t)
-	pod := volumePod("uid-pvc", corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{
-		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "c"}}})
+	pod := volumePod("uid-nfs", corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{
+		NFS: &corev1.NFSVolumeSource{Server: "nfs.example", Path: "/x"}}})
 	_, err := m.Setup(context.Background(), pod)
-	want := `MountVolume.SetUp failed for volume "data" : volume type persistentVolumeClaim is not supported`
+	want := `MountVolume.SetUp failed for volume "data" : volume type nfs is not supported`
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %q", err, want)
+	}
+}
+
+func TestVolumePersistentVolumeClaim(t *testing.T) {
+	dir := t.TempDir()
+	bound := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "data", Namespace: "default"},
+		Spec: corev1.PersistentVolumeClaimSpec{VolumeName: "pv1"}, Status: corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimBound}}
+	pending := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "wait", Namespace: "default"},
+		Status: corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimPending}}
+	pv := &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "pv1"},
+		Spec: corev1.PersistentVolumeSpec{PersistentVolumeSource: corev1.PersistentVolumeSource{
+			HostPath: &corev1.HostPathVolumeSource{Path: filepath.Join(dir, "pv1"), Type: ptr.To(corev1.HostPathDirectoryOrCreate)}}}}
+	m, _, _ := newTestVolumeManager(t, bound, pending, pv)
+	for _, tc := range []struct {
+		claim, want, err string
+	}{
+		{"data", filepath.Join(dir, "pv1"), ""},
+		{"wait", "", `MountVolume.SetUp failed for volume "v" : persistentvolumeclaim "wait" is not bound (phase Pending)`},
+		{"nope", "", `MountVolume.SetUp failed for volume "v" : persistentvolumeclaim "nope" not found`},
+	} {
+		pod := volumePod("uid-"+tc.claim, corev1.Volume{Name: "v", VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: tc.claim}}})
+		paths, err := m.Setup(context.Background(), pod)
+		if tc.err != "" {
+			if err == nil || err.Error() != tc.err {
+				t.Errorf("claim %s: got %v, want %q", tc.claim, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || paths["v"] != tc.want {
+			t.Errorf("claim %s: got %v %v, want %s", tc.claim, paths, err, tc.want)
+		}
+		if st, err := os.Stat(tc.want); err != nil || !st.IsDir() {
+			t.Errorf("claim %s: the hostPath directory was not created: %v", tc.claim, err)
+		}
 	}
 }
 
