@@ -6,10 +6,17 @@
 //
 // A Kubelet is one node. A Fleet runs any number of them in one process
 // over one client, one pod watch and one node watch (`skiff sim nodes`);
-// Kubelet.Run, which `skiff agent` calls, runs a fleet of one. The container runtime is the Runtime
-// interface declared here, by its consumer: package sim implements it in
-// memory, and a runc implementation will run real processes behind the
-// same interface.
+// Kubelet.Run, which `skiff agent` calls, runs a fleet of one. The
+// container runtime is the Runtime interface of internal/cri: package sim
+// implements it in memory, internal/runc with real processes.
+//
+// With a real runtime the kubelet also pulls images (ImageService) with
+// upstream's back-off and events, sets pod volumes up under PodsDir
+// (volumes.go, with upstream's atomic "..data" writer, atomicwriter.go),
+// resolves the environment and pod configuration (containerconfig.go,
+// podconfig.go), runs probes and lifecycle hooks (probes.go, hooks.go),
+// and serves container logs to the API server over HTTPS on port 10250,
+// to the API server's client certificate only (server.go, logs.go).
 //
 // # How a pod is driven
 //
