@@ -41,6 +41,7 @@ type Config struct {
 	RegistriesFile string
 	CgroupRoot     string
 	ClusterCIDR    string
+	StaticPodPath  string
 	// NodeName defaults to the host name, lowercased.
 	NodeName string
 	// NodeIP defaults to the first non-loopback IPv4 address.
@@ -105,7 +106,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			Client: cs, NodeName: a.cfg.NodeName, NodeIP: a.cfg.NodeIP, Labels: a.cfg.Labels, Taints: a.cfg.Taints,
 			Capacity: a.cfg.Capacity, DataDir: a.cfg.DataDir, RegistriesFile: a.cfg.RegistriesFile,
 			CgroupRoot: a.cfg.CgroupRoot, ClusterCIDR: a.cfg.ClusterCIDR, Logger: a.log,
-			ClusterCA: rc.TLSClientConfig.CAData,
+			ClusterCA: rc.TLSClientConfig.CAData, StaticPodPath: a.cfg.StaticPodPath,
 		})
 	}
 	k, err := kubelet.New(kubelet.Config{

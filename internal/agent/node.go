@@ -36,6 +36,7 @@ const (
 	DefaultDataDir        = "/var/lib/skiff"
 	DefaultRegistriesFile = "/etc/skiff/registries.yaml"
 	DefaultCgroupRoot     = "skiff"
+	DefaultStaticPodPath  = "/etc/skiff/manifests"
 	DefaultClusterCIDR    = "10.244.0.0/16"
 	// imageGCMinAge keeps freshly pulled images from image garbage
 	// collection, as upstream's kubelet (2 min).
@@ -61,6 +62,9 @@ type NodeConfig struct {
 	RegistriesFile string
 	// CgroupRoot is the cgroup pods are created under (default "skiff").
 	CgroupRoot string
+	// StaticPodPath is the directory of static pod manifests (default
+	// /etc/skiff/manifests; "-" for none).
+	StaticPodPath string
 	// ClusterCIDR is the pod network of the whole cluster, whose traffic
 	// is not masqueraded (default 10.244.0.0/16).
 	ClusterCIDR string
@@ -84,6 +88,12 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 	}
 	if cfg.ClusterCIDR == "" {
 		cfg.ClusterCIDR = DefaultClusterCIDR
+	}
+	switch cfg.StaticPodPath {
+	case "":
+		cfg.StaticPodPath = DefaultStaticPodPath
+	case "-":
+		cfg.StaticPodPath = ""
 	}
 	if cfg.Capacity == nil {
 		cfg.Capacity = machineCapacity()
@@ -139,8 +149,9 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 			}
 			log.Info("pod network ready", "podCIDR", cidr)
 		},
-		PodsDir:  filepath.Join(cfg.DataDir, "pods"),
-		Capacity: cfg.Capacity, Allocatable: allocatable(cfg.Capacity), Labels: cfg.Labels, Taints: cfg.Taints,
+		PodsDir:       filepath.Join(cfg.DataDir, "pods"),
+		StaticPodPath: cfg.StaticPodPath,
+		Capacity:      cfg.Capacity, Allocatable: allocatable(cfg.Capacity), Labels: cfg.Labels, Taints: cfg.Taints,
 		KubeletVersion: kubeletVersion(), OSImage: osImage(), KernelVersion: kernelVersion(),
 		Logger: log,
 	})

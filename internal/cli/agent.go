@@ -16,7 +16,7 @@ type agentFlags struct {
 	nodeIP   string
 	node     nodeFlags
 
-	dataDir, registries, cgroupRoot, clusterCIDR string
+	dataDir, registries, cgroupRoot, clusterCIDR, staticPods string
 }
 
 // joinFlags are the flags every command that joins a server shares.
@@ -89,7 +89,7 @@ func newAgentCommand(streams Streams) *cobra.Command {
 			a, err := agent.New(agent.Config{
 				Join: f.join.config(), Runtime: f.runtime, NodeName: f.nodeName, NodeIP: f.nodeIP,
 				Labels: labels, Taints: taints, Logger: logger,
-				DataDir: f.dataDir, RegistriesFile: f.registries, CgroupRoot: f.cgroupRoot, ClusterCIDR: f.clusterCIDR,
+				DataDir: f.dataDir, RegistriesFile: f.registries, CgroupRoot: f.cgroupRoot, ClusterCIDR: f.clusterCIDR, StaticPodPath: f.staticPods,
 			})
 			if err != nil {
 				return err
@@ -103,6 +103,7 @@ func newAgentCommand(streams Streams) *cobra.Command {
 	fl.StringVar(&f.dataDir, "data-dir", agent.DefaultDataDir, "directory of images, containers and pod volumes")
 	fl.StringVar(&f.registries, "private-registry", agent.DefaultRegistriesFile, "registries.yaml: registry mirrors and credentials")
 	fl.StringVar(&f.cgroupRoot, "cgroup-root", agent.DefaultCgroupRoot, "cgroup the node's pods are created under")
+	fl.StringVar(&f.staticPods, "pod-manifest-path", agent.DefaultStaticPodPath, "directory of static pod manifests (\"-\" for none)")
 	fl.StringVar(&f.clusterCIDR, "cluster-cidr", agent.DefaultClusterCIDR, "pod network of the whole cluster, as the server's --cluster-cidr")
 	fl.StringVar(&f.nodeName, "node-name", "", "name of the Node (default: the host name)")
 	fl.StringVar(&f.nodeIP, "node-ip", "", "the node's InternalIP (default: first non-loopback IPv4)")

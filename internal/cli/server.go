@@ -44,6 +44,7 @@ type serverFlags struct {
 	nodeName, nodeIP            string
 	nodeLabels, nodeTaints      string
 	privateRegistry, cgroupRoot string
+	staticPods                  string
 }
 
 func newServerCommand(streams Streams) *cobra.Command {
@@ -76,7 +77,7 @@ func newServerCommand(streams Streams) *cobra.Command {
 					return err
 				}
 				node = &agent.NodeConfig{NodeName: f.nodeName, NodeIP: f.nodeIP, Labels: labels, Taints: taints,
-					RegistriesFile: f.privateRegistry, CgroupRoot: f.cgroupRoot}
+					RegistriesFile: f.privateRegistry, CgroupRoot: f.cgroupRoot, StaticPodPath: f.staticPods}
 			}
 			s, err := server.New(server.Config{
 				Node:               node,
@@ -139,5 +140,6 @@ func newServerCommand(streams Streams) *cobra.Command {
 	fl.StringVar(&f.nodeTaints, "register-with-taints", "", "taints this server's Node registers with, k=v:Effect,k2:Effect")
 	fl.StringVar(&f.privateRegistry, "private-registry", agent.DefaultRegistriesFile, "registries.yaml: registry mirrors and credentials")
 	fl.StringVar(&f.cgroupRoot, "cgroup-root", agent.DefaultCgroupRoot, "cgroup the node's pods are created under")
+	fl.StringVar(&f.staticPods, "pod-manifest-path", agent.DefaultStaticPodPath, "directory of static pod manifests of this server's node (\"-\" for none)")
 	return cmd
 }

@@ -51,6 +51,9 @@ type Config struct {
 	// PodCIDRChanged is told the node's podCIDR when node IPAM assigns
 	// it, for the pod network.
 	PodCIDRChanged func(cidr string)
+	// StaticPodPath is a directory of pod manifests this node runs as
+	// static pods (mirror pods in the API); empty for none.
+	StaticPodPath string
 	// PodsDir holds the pods' volumes (PodsDir/<uid>/volumes/...); empty
 	// for a runtime without volumes (the simulated one).
 	PodsDir string
@@ -244,6 +247,9 @@ func (k *Kubelet) Run(ctx context.Context) error {
 		"spec.nodeName="+k.name, "metadata.name="+k.name)
 	if err := f.add(k); err != nil {
 		return err
+	}
+	if k.cfg.StaticPodPath != "" {
+		go k.runStaticPods(ctx)
 	}
 	return f.Run(ctx)
 }

@@ -148,7 +148,21 @@ func (r *realNode) serverArgs(dir string) []string {
 		"--node-ip", r.Net.NodeIP(),
 		"--private-registry", filepath.Join(dir, registriesFile),
 		"--cgroup-root", r.CgroupRoot,
+		"--pod-manifest-path", filepath.Join(dir, staticPodDir),
 	}
+}
+
+// staticPodDir is the real node's --pod-manifest-path in its work
+// directory.
+const staticPodDir = "manifests"
+
+// StaticPodDir is the real node's static pod directory; "" without a real
+// node.
+func (c *Cluster) StaticPodDir() string {
+	if c.real == nil {
+		return ""
+	}
+	return filepath.Join(c.dir, staticPodDir)
 }
 
 // remove stops the registry and removes what the node created outside the
