@@ -41,8 +41,6 @@ const (
 	// execIdleTimeout closes a connection without traffic, as upstream's
 	// streaming server's default.
 	execIdleTimeout = 4 * time.Hour
-	// errTTYUnsupported is the answer to exec with a TTY.
-	errTTYUnsupported = "exec with a TTY is not supported yet"
 )
 
 // SPDY stream types, from the client's streamType header.
@@ -90,6 +88,9 @@ func parseExecOptions(q url.Values) (execOptions, error) {
 type execStreams struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	// resize carries the client's terminal sizes (TTY only), JSON
+	// objects {"Width":w,"Height":h} one after another.
+	resize io.Reader
 	// status receives the outcome as a metav1.Status in JSON.
 	status io.Writer
 	// close ends the connection.
@@ -103,10 +104,6 @@ func (s *Server) serveExec(w http.ResponseWriter, r *http.Request) {
 	opts, err := parseExecOptions(r.URL.Query())
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	if opts.tty {
-		http.Error(w, errTTYUnsupported, http.StatusBadRequest)
 		return
 	}
 	ctx := r.Context()
@@ -147,6 +144,9 @@ func (s *Server) serveExec(w http.ResponseWriter, r *http.Request) {
 // so the command ending is not held up by a client that never closes its
 // stdin.
 func (s *Server) runExec(ctx context.Context, id string, opts execOptions, st *execStreams) (int, error) {
+	if opts.tty {
+		return s.runExecTTY(ctx, id, opts, st)
+	}
 	var stdin io.Reader
 	if st.stdin != nil {
 		pr, pw, err := os.Pipe()
@@ -256,6 +256,9 @@ func (s *Server) webSocketStreams(w http.ResponseWriter, r *http.Request, opts e
 	if opts.stderr {
 		st.stderr = rwc[remotecommand.StreamStdErr]
 	}
+	if opts.tty {
+		st.resize = rwc[remotecommand.StreamResize]
+	}
 	// As upstream, an empty message on the lowest writable channel tells
 	// the client the streams are ready.
 	switch {
@@ -330,8 +333,7 @@ func (s *Server) spdyStreams(w http.ResponseWriter, r *http.Request, opts execOp
 			case streamTypeStderr:
 				st.stderr = c.stream
 			case streamTypeResize:
-				// No TTY yet: resizes are read and dropped.
-				go func() { _, _ = io.Copy(io.Discard, c.stream) }()
+				st.resize = c.stream
 			default:
 				st.close()
 				return nil, fmt.Errorf("unexpected stream type %q", c.stream.Headers().Get("streamType"))

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,8 @@ import (
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 	"k8s.io/client-go/util/exec"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestParseExecOptions(t *testing.T) {
@@ -60,13 +63,14 @@ func TestParseExecOptions(t *testing.T) {
 
 // fakeExecRuntime runs a few fake commands: "echo ARGS" writes ARGS to stdout,
 // "cat" copies stdin to stdout, "warn ARGS" writes to stderr, "exit N"
-// exits with N and "broken" fails to exec.
+// exits with N, "broken" fails to exec and "ttysize" prints the size of
+// its terminal.
 type fakeExecRuntime struct {
 	Runtime
 	gotID string
 }
 
-func (r *fakeExecRuntime) Exec(_ context.Context, id string, cmd []string, stdin io.Reader, stdout, stderr io.Writer, _ bool) (int, error) {
+func (r *fakeExecRuntime) Exec(_ context.Context, id string, cmd []string, stdin io.Reader, stdout, stderr io.Writer, tty bool) (int, error) {
 	r.gotID = id
 	switch cmd[0] {
 	case "echo":
@@ -83,6 +87,17 @@ func (r *fakeExecRuntime) Exec(_ context.Context, id string, cmd []string, stdin
 		return n, nil
 	case "broken":
 		return -1, errors.New("runc exploded")
+	case "ttysize":
+		f, ok := stdout.(*os.File)
+		if !ok || !tty {
+			fmt.Fprintln(stdout, "no terminal")
+			return 1, nil
+		}
+		ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
+		if err != nil {
+			return -1, err
+		}
+		fmt.Fprintf(stdout, "%d %d\n", ws.Row, ws.Col)
 	}
 	return 0, nil
 }
@@ -223,7 +238,6 @@ func TestServerExecErrors(t *testing.T) {
 		wantBody string
 	}{
 		{"/exec/default/web/app?stdout=1", http.StatusBadRequest, "you must specify at least one command for the container"},
-		{"/exec/default/web/app?command=sh&stdin=1&tty=1", http.StatusBadRequest, errTTYUnsupported},
 		{"/exec/default/nope/app?command=true&stdout=1", http.StatusNotFound, `pod "nope" does not exist`},
 		{"/exec/default/web/missing?command=true&stdout=1", http.StatusNotFound, `container not found ("missing")`},
 		{"/exec/default/web/idle?command=true&stdout=1", http.StatusNotFound, `container "idle" in pod "web" is not running`},
@@ -238,5 +252,35 @@ func TestServerExecErrors(t *testing.T) {
 		if resp.StatusCode != tc.wantCode || strings.TrimSpace(string(body)) != tc.wantBody {
 			t.Errorf("POST %s: got %d %q, want %d %q", tc.path, resp.StatusCode, body, tc.wantCode, tc.wantBody)
 		}
+	}
+}
+
+// sizeQueue hands out one terminal size.
+type sizeQueue struct {
+	sizes chan *remotecommand.TerminalSize
+}
+
+func (q sizeQueue) Next() *remotecommand.TerminalSize { return <-q.sizes }
+
+func TestServerExecTTY(t *testing.T) {
+	f := newExecFixture(t)
+	for _, proto := range []string{"spdy", "websocket"} {
+		t.Run(proto, func(t *testing.T) {
+			q := url.Values{"command": {"ttysize"}, "stdout": {"1"}, "stdin": {"1"}, "tty": {"1"}}
+			u, _ := url.Parse(f.url + "/exec/default/web/app?" + q.Encode())
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			sizes := sizeQueue{sizes: make(chan *remotecommand.TerminalSize, 2)}
+			sizes.sizes <- &remotecommand.TerminalSize{Width: 101, Height: 33}
+			close(sizes.sizes)
+			var out bytes.Buffer
+			err := f.executor(t, proto, u).StreamWithContext(ctx, remotecommand.StreamOptions{
+				Stdin: strings.NewReader(""), Stdout: &out, Tty: true, TerminalSizeQueue: sizes})
+			// The fake runtime does not make the terminal raw as runc
+			// does, so the line ends as a terminal's.
+			if err != nil || out.String() != "33 101\r\n" {
+				t.Errorf("ttysize: got %q, %v, want %q", out.String(), err, "33 101\r\n")
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/remotecommand"
 
 	"github.com/skiff-sh/skiff/test/e2e/framework"
 )
@@ -94,6 +96,36 @@ func TestRealExec(t *testing.T) {
 			t.Errorf("kubectl exec over SPDY -- sh -c 'exit 3': got %v, stderr %q, want exit 3", err, stderr)
 		}
 	})
+	t.Run("tty", func(t *testing.T) {
+		// kubectl gives up the TTY when its stdin is no terminal, so this
+		// speaks the protocol itself, as kubectl exec -ti would.
+		q := url.Values{"command": {"sh", "-c", "tty; stty size"}, "stdin": {"true"}, "stdout": {"true"}, "tty": {"true"}}
+		u, err := url.Parse(c.Endpoint() + "/api/v1/namespaces/" + ns + "/pods/shell/exec?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, proto := range []string{"websocket", "spdy"} {
+			var e remotecommand.Executor
+			if proto == "websocket" {
+				e, err = remotecommand.NewWebSocketExecutor(c.RESTConfig(), http.MethodGet, u.String())
+			} else {
+				e, err = remotecommand.NewSPDYExecutor(c.RESTConfig(), http.MethodPost, u)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			sizes := make(oneSize, 1)
+			sizes <- &remotecommand.TerminalSize{Width: 101, Height: 33}
+			close(sizes)
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			var out strings.Builder
+			err = e.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: strings.NewReader(""), Stdout: &out, Tty: true, TerminalSizeQueue: sizes})
+			cancel()
+			if err != nil || !strings.HasPrefix(out.String(), "/dev/pts/") || !strings.Contains(out.String(), "33 101") {
+				t.Errorf("exec with a TTY over %s: got %q, %v, want a /dev/pts terminal of 33 rows and 101 columns", proto, out.String(), err)
+			}
+		}
+	})
 	t.Run("errors", func(t *testing.T) {
 		for _, tc := range []struct {
 			args []string
@@ -117,6 +149,11 @@ func TestRealExec(t *testing.T) {
 		}
 	})
 }
+
+// oneSize hands the terminal sizes it holds to an executor.
+type oneSize chan *remotecommand.TerminalSize
+
+func (s oneSize) Next() *remotecommand.TerminalSize { return <-s }
 
 // webPod is TestRealPortForward's pod: busybox httpd serving "hello" on
 // port 8080.
