@@ -95,6 +95,8 @@ type execStreams struct {
 	status io.Writer
 	// close ends the connection.
 	close func()
+	// gone, when not nil, is closed when the client's connection ends.
+	gone <-chan bool
 }
 
 // serveExec runs a command in a running container over an upgraded
@@ -133,6 +135,19 @@ func (s *Server) serveExec(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer streams.close()
+	if streams.gone != nil {
+		// A hijacked request's context does not end with the connection.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-streams.gone:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
 	code, err := s.runExec(ctx, id, opts, streams)
 	s.log.Info("exec ended", "pod", ns+"/"+name, "container", container, "exitCode", code, "err", err)
 	if werr := writeExecStatus(streams.status, opts.command, code, err); werr != nil {
@@ -302,7 +317,7 @@ func (s *Server) spdyStreams(w http.ResponseWriter, r *http.Request, opts execOp
 			close(done)
 			_ = conn.Close()
 		})
-	}}
+	}, gone: conn.CloseChan()}
 	want := 1 // error
 	for _, on := range []bool{opts.stdin, opts.stdout, opts.stderr, opts.tty} {
 		if on {
