@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/wait"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	storageinformers "k8s.io/client-go/informers/storage/v1"
 	"k8s.io/client-go/kubernetes"
@@ -36,6 +38,10 @@ const (
 	EventProvisioningFailed   = "ProvisioningFailed"
 	EventExternalProvisioning = "ExternalProvisioning"
 )
+
+// ResyncPeriod is how often every claim and volume is synced again, as
+// upstream's --pvclaimbinder-sync-period default.
+const ResyncPeriod = 15 * time.Second
 
 // key is a queue item: a claim ("ns/name") or a volume ("name").
 type key struct {
@@ -88,6 +94,10 @@ func New(pvs coreinformers.PersistentVolumeInformer, pvcs coreinformers.Persiste
 		if ref := v.Spec.ClaimRef; ref != nil {
 			c.queue.Add(key{name: ref.Namespace + "/" + ref.Name})
 		}
+		// A volume that became free may fit a claim that found none.
+		if (v.Spec.ClaimRef == nil || v.Spec.ClaimRef.UID == "") && v.Status.Phase == corev1.VolumeAvailable && v.DeletionTimestamp == nil {
+			c.enqueueUnboundClaims()
+		}
 	}
 	claim := func(obj any) {
 		if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
@@ -105,29 +115,77 @@ func New(pvs coreinformers.PersistentVolumeInformer, pvcs coreinformers.Persiste
 	_, _ = pvs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: volume, UpdateFunc: func(_, n any) { volume(n) }, DeleteFunc: volume,
 	})
-	_, _ = pvcs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: claim, UpdateFunc: func(_, n any) { claim(n) }, DeleteFunc: claim,
-	})
-	// A new or changed class may decide how pending claims bind.
-	classChanged := func(any) {
-		list, err := c.claims.List(labels.Everything())
+	claimDeleted := func(obj any) {
+		claim(obj)
+		if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = t.Obj
+		}
+		pvc, ok := obj.(*corev1.PersistentVolumeClaim)
+		if !ok {
+			return
+		}
+		// The cache may not have seen the claim's volumeName yet: find the
+		// volumes whose claimRef names it.
+		list, err := c.volumes.List(labels.Everything())
 		if err != nil {
 			return
 		}
-		for _, pvc := range list {
-			if pvc.Status.Phase != corev1.ClaimBound {
-				c.queue.Add(key{name: controller.KeyFunc(pvc)})
+		for _, v := range list {
+			if ref := v.Spec.ClaimRef; ref != nil && ref.Namespace == pvc.Namespace && ref.Name == pvc.Name {
+				c.queue.Add(key{volume: true, name: v.Name})
 			}
 		}
 	}
+	_, _ = pvcs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: claim, UpdateFunc: func(_, n any) { claim(n) }, DeleteFunc: claimDeleted,
+	})
+	// A new or changed class may decide how pending claims bind.
+	classChanged := func(any) { c.enqueueUnboundClaims() }
 	_, _ = classes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: classChanged, UpdateFunc: func(_, n any) { classChanged(n) },
 	})
 	return c
 }
 
-// Run processes claims and volumes with workers goroutines until ctx ends.
+// enqueueUnboundClaims queues every claim that has no volume yet.
+func (c *Controller) enqueueUnboundClaims() {
+	list, err := c.claims.List(labels.Everything())
+	if err != nil {
+		return
+	}
+	for _, pvc := range list {
+		if pvc.Spec.VolumeName == "" || pvc.Status.Phase != corev1.ClaimBound {
+			c.queue.Add(key{name: controller.KeyFunc(pvc)})
+		}
+	}
+}
+
+// resync queues every claim and volume, as upstream's periodic sync does,
+// so that nothing waits forever on an event that was missed.
+func (c *Controller) resync() {
+	claims, err := c.claims.List(labels.Everything())
+	if err == nil {
+		for _, pvc := range claims {
+			c.queue.Add(key{name: controller.KeyFunc(pvc)})
+		}
+	}
+	volumes, err := c.volumes.List(labels.Everything())
+	if err == nil {
+		for _, v := range volumes {
+			c.queue.Add(key{volume: true, name: v.Name})
+		}
+	}
+}
+
+// Run processes claims and volumes with workers goroutines until ctx ends,
+// queueing everything again every ResyncPeriod.
 func (c *Controller) Run(ctx context.Context, workers int) {
+	go func() {
+		if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+			return
+		}
+		wait.Until(c.resync, ResyncPeriod, ctx.Done())
+	}()
 	controller.RunWorkers(ctx, "persistentvolume-binder", c.queue, workers, c.sync,
 		controller.SyncLog{Logger: c.log, Level: slog.LevelInfo}, c.synced...)
 }

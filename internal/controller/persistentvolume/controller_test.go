@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -334,4 +335,43 @@ func TestSyncClaimLost(t *testing.T) {
 	if ev := f.events(); len(ev) != 1 || ev[0] != want {
 		t.Errorf("got events %q, want %q", ev, want)
 	}
+}
+
+// TestRun drives the controller through its informers: a claim created
+// after its volume gets bound, and deleting it releases the volume.
+func TestRun(t *testing.T) {
+	client := fake.NewClientset()
+	f := informers.NewSharedInformerFactory(client, 0)
+	c := New(f.Core().V1().PersistentVolumes(), f.Core().V1().PersistentVolumeClaims(), f.Storage().V1().StorageClasses(),
+		client, record.NewFakeRecorder(100), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f.Start(ctx.Done())
+	go c.Run(ctx, 2)
+	v := newPV("v", "1Gi", pvPhase(corev1.VolumePending))
+	if _, err := client.CoreV1().PersistentVolumes().Create(ctx, v, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CoreV1().PersistentVolumeClaims("ns").Create(ctx, newPVC("data", "1Gi"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	poll := func(what string, done func(*corev1.PersistentVolume) bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			got, err := client.CoreV1().PersistentVolumes().Get(ctx, "v", metav1.GetOptions{})
+			if err == nil && done(got) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s: got %+v, %v", what, got, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	poll("Bound", func(v *corev1.PersistentVolume) bool { return v.Status.Phase == corev1.VolumeBound })
+	if err := client.CoreV1().PersistentVolumeClaims("ns").Delete(ctx, "data", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	poll("Released", func(v *corev1.PersistentVolume) bool { return v.Status.Phase == corev1.VolumeReleased })
 }
