@@ -15,6 +15,7 @@ import (
 	goruntime "runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -42,6 +43,8 @@ type Config struct {
 	CgroupRoot     string
 	ClusterCIDR    string
 	StaticPodPath  string
+	// FileCheckFrequency is how often StaticPodPath is read (20 s).
+	FileCheckFrequency time.Duration
 	// NodeName defaults to the host name, lowercased.
 	NodeName string
 	// NodeIP defaults to the first non-loopback IPv4 address.
@@ -107,6 +110,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			Capacity: a.cfg.Capacity, DataDir: a.cfg.DataDir, RegistriesFile: a.cfg.RegistriesFile,
 			CgroupRoot: a.cfg.CgroupRoot, ClusterCIDR: a.cfg.ClusterCIDR, Logger: a.log,
 			ClusterCA: rc.TLSClientConfig.CAData, StaticPodPath: a.cfg.StaticPodPath,
+			FileCheckFrequency: a.cfg.FileCheckFrequency,
 		})
 	}
 	k, err := kubelet.New(kubelet.Config{

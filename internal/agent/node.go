@@ -65,6 +65,8 @@ type NodeConfig struct {
 	// StaticPodPath is the directory of static pod manifests (default
 	// /etc/skiff/manifests; "-" for none).
 	StaticPodPath string
+	// FileCheckFrequency is how often StaticPodPath is read (20 s).
+	FileCheckFrequency time.Duration
 	// ClusterCIDR is the pod network of the whole cluster, whose traffic
 	// is not masqueraded (default 10.244.0.0/16).
 	ClusterCIDR string
@@ -150,8 +152,8 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 			log.Info("pod network ready", "podCIDR", cidr)
 		},
 		PodsDir:       filepath.Join(cfg.DataDir, "pods"),
-		StaticPodPath: cfg.StaticPodPath,
-		Capacity:      cfg.Capacity, Allocatable: allocatable(cfg.Capacity), Labels: cfg.Labels, Taints: cfg.Taints,
+		StaticPodPath: cfg.StaticPodPath, FileCheckFrequency: cfg.FileCheckFrequency,
+		Capacity: cfg.Capacity, Allocatable: allocatable(cfg.Capacity), Labels: cfg.Labels, Taints: cfg.Taints,
 		KubeletVersion: kubeletVersion(), OSImage: osImage(), KernelVersion: kernelVersion(),
 		Logger: log,
 	})

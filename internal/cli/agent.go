@@ -2,11 +2,13 @@ package cli
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/skiff-sh/skiff/internal/agent"
+	"github.com/skiff-sh/skiff/internal/kubelet"
 )
 
 type agentFlags struct {
@@ -17,6 +19,7 @@ type agentFlags struct {
 	node     nodeFlags
 
 	dataDir, registries, cgroupRoot, clusterCIDR, staticPods string
+	fileCheckFrequency                                       time.Duration
 }
 
 // joinFlags are the flags every command that joins a server shares.
@@ -90,6 +93,7 @@ func newAgentCommand(streams Streams) *cobra.Command {
 				Join: f.join.config(), Runtime: f.runtime, NodeName: f.nodeName, NodeIP: f.nodeIP,
 				Labels: labels, Taints: taints, Logger: logger,
 				DataDir: f.dataDir, RegistriesFile: f.registries, CgroupRoot: f.cgroupRoot, ClusterCIDR: f.clusterCIDR, StaticPodPath: f.staticPods,
+				FileCheckFrequency: f.fileCheckFrequency,
 			})
 			if err != nil {
 				return err
@@ -103,6 +107,7 @@ func newAgentCommand(streams Streams) *cobra.Command {
 	fl.StringVar(&f.dataDir, "data-dir", agent.DefaultDataDir, "directory of images, containers and pod volumes")
 	fl.StringVar(&f.registries, "private-registry", agent.DefaultRegistriesFile, "registries.yaml: registry mirrors and credentials")
 	fl.StringVar(&f.cgroupRoot, "cgroup-root", agent.DefaultCgroupRoot, "cgroup the node's pods are created under")
+	fl.DurationVar(&f.fileCheckFrequency, "file-check-frequency", kubelet.DefaultFileCheckFrequency, "how often the static pod directory is read")
 	fl.StringVar(&f.staticPods, "pod-manifest-path", agent.DefaultStaticPodPath, "directory of static pod manifests (\"-\" for none)")
 	fl.StringVar(&f.clusterCIDR, "cluster-cidr", agent.DefaultClusterCIDR, "pod network of the whole cluster, as the server's --cluster-cidr")
 	fl.StringVar(&f.nodeName, "node-name", "", "name of the Node (default: the host name)")

@@ -11,6 +11,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/agent"
 	"github.com/skiff-sh/skiff/internal/controllermanager"
 	"github.com/skiff-sh/skiff/internal/etcd"
+	"github.com/skiff-sh/skiff/internal/kubelet"
 	"github.com/skiff-sh/skiff/internal/server"
 )
 
@@ -45,6 +46,7 @@ type serverFlags struct {
 	nodeLabels, nodeTaints      string
 	privateRegistry, cgroupRoot string
 	staticPods                  string
+	fileCheckFrequency          time.Duration
 }
 
 func newServerCommand(streams Streams) *cobra.Command {
@@ -77,7 +79,8 @@ func newServerCommand(streams Streams) *cobra.Command {
 					return err
 				}
 				node = &agent.NodeConfig{NodeName: f.nodeName, NodeIP: f.nodeIP, Labels: labels, Taints: taints,
-					RegistriesFile: f.privateRegistry, CgroupRoot: f.cgroupRoot, StaticPodPath: f.staticPods}
+					RegistriesFile: f.privateRegistry, CgroupRoot: f.cgroupRoot, StaticPodPath: f.staticPods,
+					FileCheckFrequency: f.fileCheckFrequency}
 			}
 			s, err := server.New(server.Config{
 				Node:               node,
@@ -140,6 +143,7 @@ func newServerCommand(streams Streams) *cobra.Command {
 	fl.StringVar(&f.nodeTaints, "register-with-taints", "", "taints this server's Node registers with, k=v:Effect,k2:Effect")
 	fl.StringVar(&f.privateRegistry, "private-registry", agent.DefaultRegistriesFile, "registries.yaml: registry mirrors and credentials")
 	fl.StringVar(&f.cgroupRoot, "cgroup-root", agent.DefaultCgroupRoot, "cgroup the node's pods are created under")
+	fl.DurationVar(&f.fileCheckFrequency, "file-check-frequency", kubelet.DefaultFileCheckFrequency, "how often the static pod directory is read")
 	fl.StringVar(&f.staticPods, "pod-manifest-path", agent.DefaultStaticPodPath, "directory of static pod manifests of this server's node (\"-\" for none)")
 	return cmd
 }

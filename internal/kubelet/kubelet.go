@@ -54,6 +54,8 @@ type Config struct {
 	// StaticPodPath is a directory of pod manifests this node runs as
 	// static pods (mirror pods in the API); empty for none.
 	StaticPodPath string
+	// FileCheckFrequency is how often StaticPodPath is read (20 s).
+	FileCheckFrequency time.Duration
 	// PodsDir holds the pods' volumes (PodsDir/<uid>/volumes/...); empty
 	// for a runtime without volumes (the simulated one).
 	PodsDir string

@@ -27,12 +27,14 @@ import (
 // created when a file appears or the mirror pod was deleted, replaced when
 // the file changes, deleted when the file goes.
 const (
-	staticCheckPeriod = 20 * time.Second // upstream's fileCheckFrequency
-	annotationMirror  = "kubernetes.io/config.mirror"
-	annotationHash    = "kubernetes.io/config.hash"
-	annotationSource  = "kubernetes.io/config.source"
-	annotationSeen    = "kubernetes.io/config.seen"
-	staticSourceFile  = "file"
+	// DefaultFileCheckFrequency is how often the static pod directory is
+	// read, upstream's fileCheckFrequency.
+	DefaultFileCheckFrequency = 20 * time.Second
+	annotationMirror          = "kubernetes.io/config.mirror"
+	annotationHash            = "kubernetes.io/config.hash"
+	annotationSource          = "kubernetes.io/config.source"
+	annotationSeen            = "kubernetes.io/config.seen"
+	staticSourceFile          = "file"
 )
 
 // staticPod is one manifest read from the static pod directory.
@@ -113,7 +115,11 @@ func staticPodFrom(data []byte, node string) (*corev1.Pod, error) {
 // runStaticPods keeps the node's mirror pods matching its manifest files
 // until ctx ends.
 func (k *Kubelet) runStaticPods(ctx context.Context) {
-	t := k.clock.NewTicker(staticCheckPeriod)
+	period := k.cfg.FileCheckFrequency
+	if period <= 0 {
+		period = DefaultFileCheckFrequency
+	}
+	t := k.clock.NewTicker(period)
 	defer t.Stop()
 	reported := map[string]bool{}
 	for {

@@ -38,7 +38,7 @@ spec:
 	}
 	t.Cleanup(func() { _ = os.Remove(file) })
 	name := "static-web-" + c.NodeName()
-	p := waitPod(t, c, ns, name, 60*time.Second, phaseIs(corev1.PodRunning)) // the directory is read every 20 s
+	p := waitPod(t, c, ns, name, 60*time.Second, phaseIs(corev1.PodRunning)) // the framework's node reads it every second
 	if p.Annotations["kubernetes.io/config.mirror"] == "" || len(p.OwnerReferences) != 1 || p.OwnerReferences[0].Kind != "Node" {
 		t.Errorf("mirror pod: annotations %v owners %+v, want kubernetes.io/config.mirror and the Node as owner", p.Annotations, p.OwnerReferences)
 	}

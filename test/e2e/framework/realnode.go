@@ -149,6 +149,7 @@ func (r *realNode) serverArgs(dir string) []string {
 		"--private-registry", filepath.Join(dir, registriesFile),
 		"--cgroup-root", r.CgroupRoot,
 		"--pod-manifest-path", filepath.Join(dir, staticPodDir),
+		"--file-check-frequency", "1s",
 	}
 }
 
