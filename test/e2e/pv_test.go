@@ -124,3 +124,50 @@ spec:
 		return got == "e2e-big", "volumeName=" + got
 	})
 }
+
+// TestStatefulSetClaimsBind: the claims a StatefulSet's volumeClaimTemplates
+// create bind to the volumes there are, each to its own.
+func TestStatefulSetClaimsBind(t *testing.T) {
+	c := suite.NewCluster(t, framework.Options{})
+	namespace(t, c, "pvsts")
+	applyYAML(t, c, hostPathPV("e2e-sts-a", "1Gi", "Retain", "")+"---\n"+hostPathPV("e2e-sts-b", "1Gi", "Retain", "")+`---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: pvsts}
+spec:
+  serviceName: db
+  replicas: 2
+  podManagementPolicy: Parallel
+  selector:
+    matchLabels: {app: db}
+  template:
+    metadata:
+      labels: {app: db}
+    spec:
+      containers:
+      - {name: db, image: busybox}
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 500Mi}}
+`)
+	framework.WaitFor(t, 60*time.Second, func() (bool, string) {
+		out, _, _ := c.Kubectl("-n", "pvsts", "get", "pvc", "-o",
+			`jsonpath={range .items[*]}{.metadata.name}={.status.phase}:{.spec.volumeName} {end}`)
+		f := strings.Fields(out)
+		if len(f) != 2 {
+			return false, out
+		}
+		vols := map[string]bool{}
+		for _, x := range f {
+			name, rest, _ := strings.Cut(x, "=")
+			phase, vol, _ := strings.Cut(rest, ":")
+			if !strings.HasPrefix(name, "data-db-") || phase != "Bound" || !strings.HasPrefix(vol, "e2e-sts-") {
+				return false, out
+			}
+			vols[vol] = true
+		}
+		return len(vols) == 2, out
+	})
+}
