@@ -63,6 +63,22 @@ func TestRealExec(t *testing.T) {
 			t.Errorf("kubectl exec shell -- cat /etc/hostname: got %q, want %q", out, "shell\n")
 		}
 	})
+	t.Run("cp", func(t *testing.T) {
+		// kubectl cp is tar over exec, both ways.
+		src := filepath.Join(t.TempDir(), "in.txt")
+		if err := os.WriteFile(src, []byte("copied\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		kubectlOK(t, c, "-n", ns, "cp", src, "shell:/tmp/in.txt")
+		if out := kubectlOK(t, c, "-n", ns, "exec", "shell", "--", "cat", "/tmp/in.txt"); out != "copied\n" {
+			t.Errorf("file copied into the pod: got %q, want %q", out, "copied\n")
+		}
+		dst := filepath.Join(t.TempDir(), "out.txt")
+		kubectlOK(t, c, "-n", ns, "cp", "shell:/tmp/in.txt", dst)
+		if b, err := os.ReadFile(dst); err != nil || string(b) != "copied\n" {
+			t.Errorf("file copied out of the pod: got %q %v, want %q", b, err, "copied\n")
+		}
+	})
 	t.Run("exit code", func(t *testing.T) {
 		_, stderr, err := c.Kubectl("-n", ns, "exec", "shell", "--", "sh", "-c", "exit 3")
 		var exit *exec.ExitError
