@@ -15,8 +15,10 @@
 // (volumes.go, with upstream's atomic "..data" writer, atomicwriter.go),
 // resolves the environment and pod configuration (containerconfig.go,
 // podconfig.go), runs probes and lifecycle hooks (probes.go, hooks.go),
-// and serves container logs to the API server over HTTPS on port 10250,
-// to the API server's client certificate only (server.go, logs.go).
+// and serves container logs, exec and port-forward to the API server over
+// HTTPS on port 10250, to the API server's client certificate only
+// (server.go, logs.go, exec.go, portforward.go). Static pods come from
+// manifest files as mirror pods (static.go).
 //
 // # How a pod is driven
 //
