@@ -14,7 +14,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // pods/exec, as upstream serves it: the API server checks the options,
@@ -55,26 +54,13 @@ func parseExecOptions(q url.Values) (execOptions, error) {
 
 // kubeletExecURL is the kubelet's exec URL for the container.
 func kubeletExecURL(node *corev1.Node, pod *corev1.Pod, container string, o execOptions) (*url.URL, error) {
-	host := nodeAddress(node)
-	if host == "" {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("node %q has no address to reach its kubelet at", node.Name))
-	}
-	port := int(node.Status.DaemonEndpoints.KubeletEndpoint.Port)
-	if port <= 0 {
-		port = defaultKubeletPort
-	}
 	q := url.Values{"command": o.command}
 	for name, on := range map[string]bool{"stdin": o.stdin, "stdout": o.stdout, "stderr": o.stderr, "tty": o.tty} {
 		if on {
 			q.Set(name, "1")
 		}
 	}
-	return &url.URL{
-		Scheme:   "https",
-		Host:     net.JoinHostPort(host, strconv.Itoa(port)),
-		Path:     "/exec/" + url.PathEscape(pod.Namespace) + "/" + url.PathEscape(pod.Name) + "/" + url.PathEscape(container),
-		RawQuery: q.Encode(),
-	}, nil
+	return kubeletURL(node, "/exec/"+url.PathEscape(pod.Namespace)+"/"+url.PathEscape(pod.Name)+"/"+url.PathEscape(container), q)
 }
 
 // podExec serves GET and POST pods/{name}/exec.
@@ -86,13 +72,9 @@ func (c *call) podExec() error {
 	if err != nil {
 		return err
 	}
-	obj, err := c.ep.store.GetObject(c.ctx, c.info.Namespace, c.info.Name, "")
+	pod, err := c.addressedPod()
 	if err != nil {
 		return err
-	}
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		return apierrors.NewInternalError(fmt.Errorf("pods store holds %T", obj))
 	}
 	container, err := logContainer(pod, opts.container)
 	if err != nil {
@@ -101,14 +83,9 @@ func (c *call) podExec() error {
 	if pod.Spec.NodeName == "" {
 		return apierrors.NewBadRequest(fmt.Sprintf("pod %s does not have a host assigned", pod.Name))
 	}
-	nodes := c.s.storages[schema.GroupResource{Resource: "nodes"}]
-	nobj, err := nodes.GetObject(c.ctx, "", pod.Spec.NodeName, "")
+	node, err := c.podNode(pod)
 	if err != nil {
 		return err
-	}
-	node, ok := nobj.(*corev1.Node)
-	if !ok {
-		return apierrors.NewInternalError(fmt.Errorf("nodes store holds %T", nobj))
 	}
 	loc, err := kubeletExecURL(node, pod, container, opts)
 	if err != nil {

@@ -53,13 +53,9 @@ func (c *call) podLog() error {
 	if errs := validatePodLogOptions(opts); len(errs) > 0 {
 		return apierrors.NewInvalid(schema.GroupKind{Kind: "PodLogOptions"}, c.info.Name, errs)
 	}
-	obj, err := c.ep.store.GetObject(c.ctx, c.info.Namespace, c.info.Name, "")
+	pod, err := c.addressedPod()
 	if err != nil {
 		return err
-	}
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		return apierrors.NewInternalError(fmt.Errorf("pods store holds %T", obj))
 	}
 	container, err := logContainer(pod, opts.Container)
 	if err != nil {
@@ -71,14 +67,9 @@ func (c *call) podLog() error {
 		c.w.WriteHeader(http.StatusOK)
 		return nil
 	}
-	nodes := c.s.storages[schema.GroupResource{Resource: "nodes"}]
-	nobj, err := nodes.GetObject(c.ctx, "", pod.Spec.NodeName, "")
+	node, err := c.podNode(pod)
 	if err != nil {
 		return err
-	}
-	node, ok := nobj.(*corev1.Node)
-	if !ok {
-		return apierrors.NewInternalError(fmt.Errorf("nodes store holds %T", nobj))
 	}
 	loc, err := kubeletLogURL(node, pod, container, opts)
 	if err != nil {
@@ -185,14 +176,6 @@ func logContainer(pod *corev1.Pod, name string) (string, error) {
 // kubeletLogURL is the kubelet's containerLogs URL for the container,
 // with the options the kubelet acts on.
 func kubeletLogURL(node *corev1.Node, pod *corev1.Pod, container string, o *corev1.PodLogOptions) (*url.URL, error) {
-	host := nodeAddress(node)
-	if host == "" {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("node %q has no address to reach its kubelet at", node.Name))
-	}
-	port := int(node.Status.DaemonEndpoints.KubeletEndpoint.Port)
-	if port <= 0 {
-		port = defaultKubeletPort
-	}
 	q := url.Values{}
 	if o.Follow {
 		q.Set("follow", "true")
@@ -215,12 +198,48 @@ func kubeletLogURL(node *corev1.Node, pod *corev1.Pod, container string, o *core
 	if o.LimitBytes != nil {
 		q.Set("limitBytes", strconv.FormatInt(*o.LimitBytes, 10))
 	}
-	return &url.URL{
-		Scheme:   "https",
-		Host:     net.JoinHostPort(host, strconv.Itoa(port)),
-		Path:     "/containerLogs/" + url.PathEscape(pod.Namespace) + "/" + url.PathEscape(pod.Name) + "/" + url.PathEscape(container),
-		RawQuery: q.Encode(),
-	}, nil
+	return kubeletURL(node, "/containerLogs/"+url.PathEscape(pod.Namespace)+"/"+url.PathEscape(pod.Name)+"/"+url.PathEscape(container), q)
+}
+
+// addressedPod reads the pod a pods/* subresource request names.
+func (c *call) addressedPod() (*corev1.Pod, error) {
+	obj, err := c.ep.store.GetObject(c.ctx, c.info.Namespace, c.info.Name, "")
+	if err != nil {
+		return nil, err
+	}
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return nil, apierrors.NewInternalError(fmt.Errorf("pods store holds %T", obj))
+	}
+	return pod, nil
+}
+
+// podNode reads the Node a scheduled pod is bound to.
+func (c *call) podNode(pod *corev1.Pod) (*corev1.Node, error) {
+	nodes := c.s.storages[schema.GroupResource{Resource: "nodes"}]
+	obj, err := nodes.GetObject(c.ctx, "", pod.Spec.NodeName, "")
+	if err != nil {
+		return nil, err
+	}
+	node, ok := obj.(*corev1.Node)
+	if !ok {
+		return nil, apierrors.NewInternalError(fmt.Errorf("nodes store holds %T", obj))
+	}
+	return node, nil
+}
+
+// kubeletURL is the URL of path with query q on the node's kubelet: its
+// preferred address and published port (10250 when none).
+func kubeletURL(node *corev1.Node, path string, q url.Values) (*url.URL, error) {
+	host := nodeAddress(node)
+	if host == "" {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("node %q has no address to reach its kubelet at", node.Name))
+	}
+	port := int(node.Status.DaemonEndpoints.KubeletEndpoint.Port)
+	if port <= 0 {
+		port = defaultKubeletPort
+	}
+	return &url.URL{Scheme: "https", Host: net.JoinHostPort(host, strconv.Itoa(port)), Path: path, RawQuery: q.Encode()}, nil
 }
 
 // nodeAddress picks the node's address in kubeadm's order of preference:

@@ -2,13 +2,11 @@ package apiserver
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // pods/portforward, as upstream serves it: the API server finds the pod's
@@ -35,24 +33,11 @@ func parsePortForwardPorts(q url.Values) ([]int32, error) {
 
 // kubeletPortForwardURL is the kubelet's port-forward URL for the pod.
 func kubeletPortForwardURL(node *corev1.Node, pod *corev1.Pod, ports []int32) (*url.URL, error) {
-	host := nodeAddress(node)
-	if host == "" {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("node %q has no address to reach its kubelet at", node.Name))
-	}
-	port := int(node.Status.DaemonEndpoints.KubeletEndpoint.Port)
-	if port <= 0 {
-		port = defaultKubeletPort
-	}
 	q := url.Values{}
 	for _, p := range ports {
 		q.Add("port", strconv.Itoa(int(p)))
 	}
-	return &url.URL{
-		Scheme:   "https",
-		Host:     net.JoinHostPort(host, strconv.Itoa(port)),
-		Path:     "/portForward/" + url.PathEscape(pod.Namespace) + "/" + url.PathEscape(pod.Name),
-		RawQuery: q.Encode(),
-	}, nil
+	return kubeletURL(node, "/portForward/"+url.PathEscape(pod.Namespace)+"/"+url.PathEscape(pod.Name), q)
 }
 
 // podPortForward serves GET and POST pods/{name}/portforward.
@@ -64,25 +49,16 @@ func (c *call) podPortForward() error {
 	if err != nil {
 		return err
 	}
-	obj, err := c.ep.store.GetObject(c.ctx, c.info.Namespace, c.info.Name, "")
+	pod, err := c.addressedPod()
 	if err != nil {
 		return err
-	}
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		return apierrors.NewInternalError(fmt.Errorf("pods store holds %T", obj))
 	}
 	if pod.Spec.NodeName == "" {
 		return apierrors.NewBadRequest(fmt.Sprintf("pod %s does not have a host assigned", pod.Name))
 	}
-	nodes := c.s.storages[schema.GroupResource{Resource: "nodes"}]
-	nobj, err := nodes.GetObject(c.ctx, "", pod.Spec.NodeName, "")
+	node, err := c.podNode(pod)
 	if err != nil {
 		return err
-	}
-	node, ok := nobj.(*corev1.Node)
-	if !ok {
-		return apierrors.NewInternalError(fmt.Errorf("nodes store holds %T", nobj))
 	}
 	loc, err := kubeletPortForwardURL(node, pod, ports)
 	if err != nil {
