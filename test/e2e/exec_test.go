@@ -135,7 +135,12 @@ func TestRealExec(t *testing.T) {
 			close(sizes)
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			var out strings.Builder
-			err = e.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: strings.NewReader(""), Stdout: &out, Tty: true, TerminalSizeQueue: sizes})
+			// Stdin stays open while the command runs, as a user's terminal
+			// does: an end of input at once races the command's own reads of
+			// its terminal.
+			stdin, stdinW := io.Pipe()
+			err = e.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: stdin, Stdout: &out, Tty: true, TerminalSizeQueue: sizes})
+			_ = stdinW.Close()
 			cancel()
 			if err != nil || !strings.HasPrefix(out.String(), "/dev/pts/") || !strings.Contains(out.String(), "33 101") {
 				t.Errorf("exec with a TTY over %s: got %q, %v, want a /dev/pts terminal of 33 rows and 101 columns", proto, out.String(), err)
