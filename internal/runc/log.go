@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
+	"sort"
 	"sync"
 	"time"
 )
@@ -68,3 +71,81 @@ func (l *logWriter) copy(r io.Reader, stream string) error {
 		}
 	}
 }
+
+// Container log rotation, as upstream's kubelet does it by default
+// (containerLogMaxSize 10Mi, containerLogMaxFiles 5): the shim writes the
+// current file and, when it would grow past the size, renames it to
+// "<path>.<timestamp>" and starts a new one, keeping the newest rotated
+// files. `kubectl logs` reads the current file.
+const (
+	logMaxSize  = 10 << 20
+	logMaxFiles = 5
+)
+
+// rotatingFile is an append-only log file that rotates itself.
+type rotatingFile struct {
+	path     string
+	maxSize  int64
+	maxFiles int
+	now      func() time.Time
+	f        *os.File
+	size     int64
+}
+
+// openRotating opens (appends to) the log file at path.
+func openRotating(path string, maxSize int64, maxFiles int, now func() time.Time) (*rotatingFile, error) {
+	r := &rotatingFile{path: path, maxSize: maxSize, maxFiles: maxFiles, now: now}
+	if err := r.open(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *rotatingFile) open() error {
+	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return err
+	}
+	r.f, r.size = f, st.Size()
+	return nil
+}
+
+// Write appends p, rotating first when p would take the file past its
+// size. Callers write whole entries, so entries are never split.
+func (r *rotatingFile) Write(p []byte) (int, error) {
+	if r.size > 0 && r.size+int64(len(p)) > r.maxSize {
+		if err := r.rotate(); err != nil {
+			return 0, err
+		}
+	}
+	n, err := r.f.Write(p)
+	r.size += int64(n)
+	return n, err
+}
+
+// rotate renames the current file aside, drops the oldest rotated ones
+// beyond maxFiles-1, and opens a new current file.
+func (r *rotatingFile) rotate() error {
+	if err := r.f.Close(); err != nil {
+		return err
+	}
+	rotated := r.path + "." + r.now().UTC().Format("20060102-150405.000000000")
+	if err := os.Rename(r.path, rotated); err != nil {
+		return err
+	}
+	old, _ := filepath.Glob(r.path + ".*")
+	sort.Strings(old) // timestamps sort by time
+	for len(old) > r.maxFiles-1 {
+		_ = os.Remove(old[0])
+		old = old[1:]
+	}
+	return r.open()
+}
+
+// Close closes the current file.
+func (r *rotatingFile) Close() error { return r.f.Close() }

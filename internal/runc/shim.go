@@ -90,7 +90,7 @@ func runShim(dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, shimPIDFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
 		return fail(err)
 	}
-	logFile, err := os.OpenFile(cfg.LogPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	logFile, err := openRotating(cfg.LogPath, logMaxSize, logMaxFiles, time.Now)
 	if err != nil {
 		return fail(fmt.Errorf("open container log: %w", err))
 	}

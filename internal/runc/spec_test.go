@@ -1,6 +1,8 @@
 package runc
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -500,5 +502,48 @@ func TestHelpers(t *testing.T) {
 	}
 	if got := cgroupsPath("skiff", "kubepods/pod1", "c1"); got != "/skiff/kubepods/pod1/c1" {
 		t.Errorf("cgroupsPath: got %q", got)
+	}
+}
+
+func TestRotatingFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "0.log")
+	tick := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
+	now := func() time.Time { tick = tick.Add(time.Second); return tick }
+	r, err := openRotating(path, 100, 3, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := []byte(strings.Repeat("x", 39) + "\n") // 40 bytes: two entries a file
+	for i := range 9 {
+		if _, err := r.Write(line); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rotated, _ := filepath.Glob(path + ".*")
+	if len(rotated) != 2 {
+		t.Errorf("rotated files: got %v, want the newest 2 (3 files in all)", rotated)
+	}
+	cur, err := os.ReadFile(path)
+	if err != nil || len(cur) != 40 {
+		t.Errorf("current file: got %d bytes %v, want the last entry (40 bytes)", len(cur), err)
+	}
+	for _, f := range rotated {
+		if b, _ := os.ReadFile(f); len(b) != 80 {
+			t.Errorf("rotated %s: got %d bytes, want two whole entries", f, len(b))
+		}
+	}
+	// Reopening appends to the current file.
+	r, err = openRotating(path, 100, 3, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = r.Write(line)
+	_ = r.Close()
+	if cur, _ := os.ReadFile(path); len(cur) != 80 {
+		t.Errorf("after reopening: got %d bytes, want 80", len(cur))
 	}
 }
