@@ -7,7 +7,6 @@ package agent
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -264,7 +263,10 @@ func machineCapacity() corev1.ResourceList {
 	return out
 }
 
-func memTotalKiB() (int64, error) {
+func memTotalKiB() (int64, error) { return memInfoKiB("MemTotal:") }
+
+// memInfoKiB reads one "Name: N kB" line of /proc/meminfo.
+func memInfoKiB(field string) (int64, error) {
 	f, err := os.Open("/proc/meminfo")
 	if err != nil {
 		return 0, err
@@ -272,11 +274,11 @@ func memTotalKiB() (int64, error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
+		if rest, ok := strings.CutPrefix(sc.Text(), field); ok {
 			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
 		}
 	}
-	return 0, errors.New("no MemTotal in /proc/meminfo")
+	return 0, fmt.Errorf("no %s in /proc/meminfo", field)
 }
 
 // firstHostIP is the first non-loopback IPv4 address, or 127.0.0.1.

@@ -154,3 +154,14 @@ func TestAllocatable(t *testing.T) {
 		}
 	}
 }
+
+func TestPressureMonitor(t *testing.T) {
+	// This machine's data dir has room and memory: no pressure. (The
+	// thresholds themselves are upstream's constants.)
+	if p := pressureMonitor(t.TempDir())(); p.Memory || p.Disk || p.PID {
+		t.Skipf("this machine is under pressure (%+v); nothing to check", p)
+	}
+	if kb, err := memInfoKiB("MemAvailable:"); err != nil || kb <= 0 {
+		t.Errorf("MemAvailable: got %d, %v", kb, err)
+	}
+}

@@ -151,6 +151,7 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 			}
 			log.Info("pod network ready", "podCIDR", cidr)
 		},
+		Pressure:      pressureMonitor(cfg.DataDir),
 		PodsDir:       filepath.Join(cfg.DataDir, "pods"),
 		StaticPodPath: cfg.StaticPodPath, FileCheckFrequency: cfg.FileCheckFrequency,
 		Capacity: cfg.Capacity, Allocatable: allocatable(cfg.Capacity), Labels: cfg.Labels, Taints: cfg.Taints,
@@ -184,6 +185,37 @@ func allocatable(capacity corev1.ResourceList) corev1.ResourceList {
 		out[corev1.ResourceEphemeralStorage] = *resource.NewQuantity(d.Value()-d.Value()*evictionNodefsPct/100, resource.BinarySI)
 	}
 	return out
+}
+
+// Upstream's other default hard eviction thresholds: imagefs.available<15%
+// (images share the data dir's filesystem here, so it applies to it) and
+// nodefs.inodesFree<5%.
+const (
+	evictionImagefsPct = 15
+	evictionInodesPct  = 5
+)
+
+// pressureMonitor reports the node's pressure against upstream's default
+// hard eviction thresholds: memory from /proc/meminfo's MemAvailable, disk
+// from the data dir's filesystem.
+func pressureMonitor(dataDir string) func() kubelet.Pressure {
+	return func() kubelet.Pressure {
+		var p kubelet.Pressure
+		if kb, err := memInfoKiB("MemAvailable:"); err == nil && kb*1024 < evictionMemory {
+			p.Memory, p.Reason = true, "memory"
+		}
+		var st unix.Statfs_t
+		if unix.Statfs(dataDir, &st) == nil && st.Blocks > 0 {
+			free := st.Bavail * 100 / st.Blocks
+			if free < evictionImagefsPct || (st.Files > 0 && st.Ffree*100/st.Files < evictionInodesPct) {
+				p.Disk = true
+				if p.Reason == "" {
+					p.Reason = "ephemeral-storage"
+				}
+			}
+		}
+		return p
+	}
 }
 
 // diskBytes is the size of the filesystem holding dir.

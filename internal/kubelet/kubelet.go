@@ -51,6 +51,10 @@ type Config struct {
 	// PodCIDRChanged is told the node's podCIDR when node IPAM assigns
 	// it, for the pod network.
 	PodCIDRChanged func(cidr string)
+	// Pressure reports whether the node is past its hard eviction
+	// thresholds; under memory or disk pressure the node evicts pods. Nil
+	// (the simulated runtime) never is.
+	Pressure func() Pressure
 	// StaticPodPath is a directory of pod manifests this node runs as
 	// static pods (mirror pods in the API); empty for none.
 	StaticPodPath string

@@ -28,13 +28,31 @@ const (
 	kubeletPort    = 10250
 )
 
-// nodeConditions are the conditions a healthy node reports, in upstream's
+// Pressure is what the node's resource monitor reports: whether a hard
+// eviction threshold is crossed for memory, disk or process IDs.
+type Pressure struct {
+	Memory, Disk, PID bool
+	// Reason names the resource for eviction messages ("memory",
+	// "ephemeral-storage").
+	Reason string
+}
+
+// nodeConditions are the conditions the node reports, in upstream's
 // order, with heartbeat and transition times left for the caller.
-func nodeConditions() []corev1.NodeCondition {
+func nodeConditions(p Pressure) []corev1.NodeCondition {
+	cond := func(t corev1.NodeConditionType, on bool, okReason, okMsg, badReason, badMsg string) corev1.NodeCondition {
+		if on {
+			return corev1.NodeCondition{Type: t, Status: corev1.ConditionTrue, Reason: badReason, Message: badMsg}
+		}
+		return corev1.NodeCondition{Type: t, Status: corev1.ConditionFalse, Reason: okReason, Message: okMsg}
+	}
 	return []corev1.NodeCondition{
-		{Type: corev1.NodeMemoryPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasSufficientMemory", Message: "kubelet has sufficient memory available"},
-		{Type: corev1.NodeDiskPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasNoDiskPressure", Message: "kubelet has no disk pressure"},
-		{Type: corev1.NodePIDPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasSufficientPID", Message: "kubelet has sufficient PID available"},
+		cond(corev1.NodeMemoryPressure, p.Memory, "KubeletHasSufficientMemory", "kubelet has sufficient memory available",
+			"KubeletHasInsufficientMemory", "kubelet has insufficient memory available"),
+		cond(corev1.NodeDiskPressure, p.Disk, "KubeletHasNoDiskPressure", "kubelet has no disk pressure",
+			"KubeletHasDiskPressure", "kubelet has disk pressure"),
+		cond(corev1.NodePIDPressure, p.PID, "KubeletHasSufficientPID", "kubelet has sufficient PID available",
+			"KubeletHasInsufficientPID", "kubelet has insufficient PID available"),
 		{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", Message: "kubelet is posting ready status"},
 	}
 }
@@ -78,7 +96,7 @@ func buildNode(in nodeInput) *corev1.Node {
 // desiredNodeStatus returns the status the node must report now, keeping
 // the transition times of conditions that did not change and the fields the
 // kubelet does not own (images, volumes) from cur.
-func desiredNodeStatus(want *corev1.Node, cur *corev1.Node, now time.Time) corev1.NodeStatus {
+func desiredNodeStatus(want *corev1.Node, cur *corev1.Node, now time.Time, p Pressure) corev1.NodeStatus {
 	s := *cur.Status.DeepCopy()
 	s.Capacity = want.Status.Capacity.DeepCopy()
 	s.Allocatable = want.Status.Allocatable.DeepCopy()
@@ -87,7 +105,7 @@ func desiredNodeStatus(want *corev1.Node, cur *corev1.Node, now time.Time) corev
 	s.DaemonEndpoints = want.Status.DaemonEndpoints
 	t := metav1.NewTime(now.Truncate(time.Second))
 	var conds []corev1.NodeCondition
-	for _, c := range nodeConditions() {
+	for _, c := range nodeConditions(p) {
 		c.LastHeartbeatTime, c.LastTransitionTime = t, t
 		for _, o := range cur.Status.Conditions {
 			if o.Type == c.Type && o.Status == c.Status {
@@ -230,7 +248,8 @@ func (k *Kubelet) desiredNode() *corev1.Node {
 // (the report interval ended) and returns the node as stored.
 func (k *Kubelet) writeNodeStatus(ctx context.Context, cur *corev1.Node, force bool) (*corev1.Node, error) {
 	want := k.desiredNode()
-	s := desiredNodeStatus(want, cur, k.clock.Now())
+	p := k.pressure()
+	s := desiredNodeStatus(want, cur, k.clock.Now(), p)
 	if !force && !nodeStatusChanged(&s, &cur.Status) {
 		return cur, nil
 	}
@@ -244,7 +263,7 @@ func (k *Kubelet) writeNodeStatus(ctx context.Context, cur *corev1.Node, force b
 			break
 		}
 		upd = cur.DeepCopy()
-		upd.Status = desiredNodeStatus(want, cur, k.clock.Now())
+		upd.Status = desiredNodeStatus(want, cur, k.clock.Now(), p)
 		out, err = k.client.CoreV1().Nodes().UpdateStatus(ctx, upd, metav1.UpdateOptions{})
 	}
 	if err != nil {
@@ -281,6 +300,9 @@ func (k *Kubelet) syncNodeStatus(ctx context.Context) error {
 		return err
 	}
 	k.setNode(node)
+	if k.cfg.Pressure != nil {
+		return k.evictUnderPressure(ctx, k.pressure())
+	}
 	return nil
 }
 
