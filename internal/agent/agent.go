@@ -44,6 +44,8 @@ type Config struct {
 	StaticPodPath  string
 	// FileCheckFrequency is how often StaticPodPath is read (20 s).
 	FileCheckFrequency time.Duration
+	// EvictionHard are the hard eviction thresholds ("" for upstream's).
+	EvictionHard string
 	// NodeName defaults to the host name, lowercased.
 	NodeName string
 	// NodeIP defaults to the first non-loopback IPv4 address.
@@ -109,7 +111,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			Capacity: a.cfg.Capacity, DataDir: a.cfg.DataDir, RegistriesFile: a.cfg.RegistriesFile,
 			CgroupRoot: a.cfg.CgroupRoot, ClusterCIDR: a.cfg.ClusterCIDR, Logger: a.log,
 			ClusterCA: rc.TLSClientConfig.CAData, StaticPodPath: a.cfg.StaticPodPath,
-			FileCheckFrequency: a.cfg.FileCheckFrequency,
+			FileCheckFrequency: a.cfg.FileCheckFrequency, EvictionHard: a.cfg.EvictionHard,
 		})
 	}
 	k, err := kubelet.New(kubelet.Config{

@@ -147,7 +147,11 @@ func TestAllocatable(t *testing.T) {
 		corev1.ResourceEphemeralStorage: resource.MustParse("100Gi"),
 		corev1.ResourcePods:             resource.MustParse("110"),
 	}
-	got := allocatable(capacity)
+	th, err := ParseEvictionHard(DefaultEvictionHard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := allocatable(capacity, th)
 	for name, want := range map[corev1.ResourceName]string{"cpu": "2", "memory": "924Mi", "ephemeral-storage": "90Gi", "pods": "110"} {
 		if q := got[name]; q.Cmp(resource.MustParse(want)) != 0 {
 			t.Errorf("allocatable %s: got %s, want %s", name, q.String(), want)
@@ -158,10 +162,35 @@ func TestAllocatable(t *testing.T) {
 func TestPressureMonitor(t *testing.T) {
 	// This machine's data dir has room and memory: no pressure. (The
 	// thresholds themselves are upstream's constants.)
-	if p := pressureMonitor(t.TempDir())(); p.Memory || p.Disk || p.PID {
+	th, _ := ParseEvictionHard(DefaultEvictionHard)
+	if p := pressureMonitor(t.TempDir(), th)(); p.Memory || p.Disk || p.PID {
 		t.Skipf("this machine is under pressure (%+v); nothing to check", p)
 	}
 	if kb, err := memInfoKiB("MemAvailable:"); err != nil || kb <= 0 {
 		t.Errorf("MemAvailable: got %d, %v", kb, err)
+	}
+}
+
+func TestParseEvictionHard(t *testing.T) {
+	got, err := ParseEvictionHard(DefaultEvictionHard)
+	want := Thresholds{MemoryAvailable: 100 << 20, NodefsAvailable: 10, ImagefsAvailable: 15, NodefsInodesFree: 5}
+	if err != nil || got != want {
+		t.Errorf("defaults: got %+v %v, want %+v", got, err, want)
+	}
+	if got, err := ParseEvictionHard("memory.available<1Gi"); err != nil || got != (Thresholds{MemoryAvailable: 1 << 30}) {
+		t.Errorf("memory only: got %+v %v", got, err)
+	}
+	// Every disk threshold at 0%: a full disk never counts.
+	if p := pressureMonitor(t.TempDir(), Thresholds{})(); p.Disk || p.Memory {
+		t.Errorf("no thresholds: got %+v, want no pressure", p)
+	}
+	// 101% free is impossible: always pressure.
+	if p := pressureMonitor(t.TempDir(), Thresholds{NodefsAvailable: 100, MemoryAvailable: 1 << 62})(); !p.Disk || !p.Memory || p.Reason != "memory" {
+		t.Errorf("thresholds no machine meets: got %+v, want memory and disk pressure", p)
+	}
+	for _, bad := range []string{"memory.available<10%", "nodefs.available<1Gi", "cpu.available<1", "memory.available", "nodefs.available<200%"} {
+		if _, err := ParseEvictionHard(bad); err == nil {
+			t.Errorf("%q: got no error", bad)
+		}
 	}
 }

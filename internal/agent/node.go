@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -67,6 +69,9 @@ type NodeConfig struct {
 	StaticPodPath string
 	// FileCheckFrequency is how often StaticPodPath is read (20 s).
 	FileCheckFrequency time.Duration
+	// EvictionHard are the hard eviction thresholds in upstream's
+	// --eviction-hard syntax; empty means upstream's defaults.
+	EvictionHard string
 	// ClusterCIDR is the pod network of the whole cluster, whose traffic
 	// is not masqueraded (default 10.244.0.0/16).
 	ClusterCIDR string
@@ -111,6 +116,13 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 	if cfg.NodeIP == "" {
 		cfg.NodeIP = firstHostIP()
 	}
+	if cfg.EvictionHard == "" {
+		cfg.EvictionHard = DefaultEvictionHard
+	}
+	thresholds, err := ParseEvictionHard(cfg.EvictionHard)
+	if err != nil {
+		return err
+	}
 	if os.Geteuid() != 0 {
 		return errors.New("a node with the runc runtime must run as root (it creates namespaces, mounts and cgroups)")
 	}
@@ -151,10 +163,10 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 			}
 			log.Info("pod network ready", "podCIDR", cidr)
 		},
-		Pressure:      pressureMonitor(cfg.DataDir),
+		Pressure:      pressureMonitor(cfg.DataDir, thresholds),
 		PodsDir:       filepath.Join(cfg.DataDir, "pods"),
 		StaticPodPath: cfg.StaticPodPath, FileCheckFrequency: cfg.FileCheckFrequency,
-		Capacity: cfg.Capacity, Allocatable: allocatable(cfg.Capacity), Labels: cfg.Labels, Taints: cfg.Taints,
+		Capacity: cfg.Capacity, Allocatable: allocatable(cfg.Capacity, thresholds), Labels: cfg.Labels, Taints: cfg.Taints,
 		KubeletVersion: kubeletVersion(), OSImage: osImage(), KernelVersion: kernelVersion(),
 		Logger: log,
 	})
@@ -167,47 +179,95 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 	return k.Run(ctx)
 }
 
-// Upstream kubelet's default hard eviction thresholds, which allocatable
-// keeps clear of: memory.available<100Mi, nodefs.available<10%.
-const (
-	evictionMemory    = 100 << 20
-	evictionNodefsPct = 10
-)
+// Thresholds are hard eviction thresholds, as upstream's --eviction-hard
+// sets them: an absolute memory.available and percentages of the data
+// dir's filesystem. A zero value is "no threshold".
+type Thresholds struct {
+	MemoryAvailable  int64 // bytes
+	NodefsAvailable  int   // percent
+	ImagefsAvailable int   // percent; images share the data dir's filesystem
+	NodefsInodesFree int   // percent
+}
+
+// DefaultEvictionHard is upstream kubelet's default --eviction-hard.
+const DefaultEvictionHard = "memory.available<100Mi,nodefs.available<10%,imagefs.available<15%,nodefs.inodesFree<5%"
+
+// ParseEvictionHard parses upstream's --eviction-hard syntax
+// ("memory.available<100Mi,nodefs.available<10%"); signals not listed have
+// no threshold, and other signals are refused.
+func ParseEvictionHard(s string) (Thresholds, error) {
+	var t Thresholds
+	if strings.TrimSpace(s) == "" {
+		return t, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		signal, value, ok := strings.Cut(strings.TrimSpace(part), "<")
+		if !ok || value == "" {
+			return t, fmt.Errorf("--eviction-hard %q: want signal<value", part)
+		}
+		pct := -1
+		if v, isPct := strings.CutSuffix(value, "%"); isPct {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > 100 {
+				return t, fmt.Errorf("--eviction-hard %q: bad percentage", part)
+			}
+			pct = n
+		}
+		switch signal {
+		case "memory.available":
+			if pct >= 0 {
+				return t, fmt.Errorf("--eviction-hard %q: give memory.available as a quantity (100Mi)", part)
+			}
+			q, err := resource.ParseQuantity(value)
+			if err != nil {
+				return t, fmt.Errorf("--eviction-hard %q: %w", part, err)
+			}
+			t.MemoryAvailable = q.Value()
+		case "nodefs.available", "imagefs.available", "nodefs.inodesFree", "imagefs.inodesFree":
+			if pct < 0 {
+				return t, fmt.Errorf("--eviction-hard %q: give %s as a percentage", part, signal)
+			}
+			switch signal {
+			case "nodefs.available":
+				t.NodefsAvailable = pct
+			case "imagefs.available":
+				t.ImagefsAvailable = pct
+			default:
+				t.NodefsInodesFree = max(t.NodefsInodesFree, pct)
+			}
+		default:
+			return t, fmt.Errorf("--eviction-hard %q: unknown signal %q", part, signal)
+		}
+	}
+	return t, nil
+}
 
 // allocatable is what pods may use of capacity: capacity less the hard
 // eviction thresholds (no kube- or system-reserved, upstream's defaults).
-func allocatable(capacity corev1.ResourceList) corev1.ResourceList {
+func allocatable(capacity corev1.ResourceList, t Thresholds) corev1.ResourceList {
 	out := capacity.DeepCopy()
 	if m, ok := out[corev1.ResourceMemory]; ok {
-		out[corev1.ResourceMemory] = *resource.NewQuantity(max(0, m.Value()-evictionMemory), resource.BinarySI)
+		out[corev1.ResourceMemory] = *resource.NewQuantity(max(0, m.Value()-t.MemoryAvailable), resource.BinarySI)
 	}
 	if d, ok := out[corev1.ResourceEphemeralStorage]; ok {
-		out[corev1.ResourceEphemeralStorage] = *resource.NewQuantity(d.Value()-d.Value()*evictionNodefsPct/100, resource.BinarySI)
+		out[corev1.ResourceEphemeralStorage] = *resource.NewQuantity(d.Value()-d.Value()*int64(t.NodefsAvailable)/100, resource.BinarySI)
 	}
 	return out
 }
 
-// Upstream's other default hard eviction thresholds: imagefs.available<15%
-// (images share the data dir's filesystem here, so it applies to it) and
-// nodefs.inodesFree<5%.
-const (
-	evictionImagefsPct = 15
-	evictionInodesPct  = 5
-)
-
-// pressureMonitor reports the node's pressure against upstream's default
-// hard eviction thresholds: memory from /proc/meminfo's MemAvailable, disk
-// from the data dir's filesystem.
-func pressureMonitor(dataDir string) func() kubelet.Pressure {
+// pressureMonitor reports the node's pressure against the thresholds:
+// memory from /proc/meminfo's MemAvailable, disk from the data dir's
+// filesystem.
+func pressureMonitor(dataDir string, t Thresholds) func() kubelet.Pressure {
 	return func() kubelet.Pressure {
 		var p kubelet.Pressure
-		if kb, err := memInfoKiB("MemAvailable:"); err == nil && kb*1024 < evictionMemory {
+		if kb, err := memInfoKiB("MemAvailable:"); err == nil && kb*1024 < t.MemoryAvailable {
 			p.Memory, p.Reason = true, "memory"
 		}
 		var st unix.Statfs_t
 		if unix.Statfs(dataDir, &st) == nil && st.Blocks > 0 {
-			free := st.Bavail * 100 / st.Blocks
-			if free < evictionImagefsPct || (st.Files > 0 && st.Ffree*100/st.Files < evictionInodesPct) {
+			free := int(st.Bavail * 100 / st.Blocks)
+			if free < max(t.NodefsAvailable, t.ImagefsAvailable) || (st.Files > 0 && int(st.Ffree*100/st.Files) < t.NodefsInodesFree) {
 				p.Disk = true
 				if p.Reason == "" {
 					p.Reason = "ephemeral-storage"

@@ -19,6 +19,7 @@ type agentFlags struct {
 	node     nodeFlags
 
 	dataDir, registries, cgroupRoot, clusterCIDR, staticPods string
+	evictionHard                                             string
 	fileCheckFrequency                                       time.Duration
 }
 
@@ -93,7 +94,7 @@ func newAgentCommand(streams Streams) *cobra.Command {
 				Join: f.join.config(), Runtime: f.runtime, NodeName: f.nodeName, NodeIP: f.nodeIP,
 				Labels: labels, Taints: taints, Logger: logger,
 				DataDir: f.dataDir, RegistriesFile: f.registries, CgroupRoot: f.cgroupRoot, ClusterCIDR: f.clusterCIDR, StaticPodPath: f.staticPods,
-				FileCheckFrequency: f.fileCheckFrequency,
+				FileCheckFrequency: f.fileCheckFrequency, EvictionHard: f.evictionHard,
 			})
 			if err != nil {
 				return err
@@ -108,6 +109,7 @@ func newAgentCommand(streams Streams) *cobra.Command {
 	fl.StringVar(&f.registries, "private-registry", agent.DefaultRegistriesFile, "registries.yaml: registry mirrors and credentials")
 	fl.StringVar(&f.cgroupRoot, "cgroup-root", agent.DefaultCgroupRoot, "cgroup the node's pods are created under")
 	fl.DurationVar(&f.fileCheckFrequency, "file-check-frequency", kubelet.DefaultFileCheckFrequency, "how often the static pod directory is read")
+	fl.StringVar(&f.evictionHard, "eviction-hard", agent.DefaultEvictionHard, "hard eviction thresholds: the node reports pressure and evicts pods below them")
 	fl.StringVar(&f.staticPods, "pod-manifest-path", agent.DefaultStaticPodPath, "directory of static pod manifests (\"-\" for none)")
 	fl.StringVar(&f.clusterCIDR, "cluster-cidr", agent.DefaultClusterCIDR, "pod network of the whole cluster, as the server's --cluster-cidr")
 	fl.StringVar(&f.nodeName, "node-name", "", "name of the Node (default: the host name)")

@@ -47,6 +47,7 @@ type serverFlags struct {
 	privateRegistry, cgroupRoot string
 	staticPods                  string
 	fileCheckFrequency          time.Duration
+	evictionHard                string
 }
 
 func newServerCommand(streams Streams) *cobra.Command {
@@ -80,7 +81,7 @@ func newServerCommand(streams Streams) *cobra.Command {
 				}
 				node = &agent.NodeConfig{NodeName: f.nodeName, NodeIP: f.nodeIP, Labels: labels, Taints: taints,
 					RegistriesFile: f.privateRegistry, CgroupRoot: f.cgroupRoot, StaticPodPath: f.staticPods,
-					FileCheckFrequency: f.fileCheckFrequency}
+					FileCheckFrequency: f.fileCheckFrequency, EvictionHard: f.evictionHard}
 			}
 			s, err := server.New(server.Config{
 				Node:               node,
@@ -144,6 +145,7 @@ func newServerCommand(streams Streams) *cobra.Command {
 	fl.StringVar(&f.privateRegistry, "private-registry", agent.DefaultRegistriesFile, "registries.yaml: registry mirrors and credentials")
 	fl.StringVar(&f.cgroupRoot, "cgroup-root", agent.DefaultCgroupRoot, "cgroup the node's pods are created under")
 	fl.DurationVar(&f.fileCheckFrequency, "file-check-frequency", kubelet.DefaultFileCheckFrequency, "how often the static pod directory is read")
+	fl.StringVar(&f.evictionHard, "eviction-hard", agent.DefaultEvictionHard, "hard eviction thresholds of this server's node: it reports pressure and evicts pods below them")
 	fl.StringVar(&f.staticPods, "pod-manifest-path", agent.DefaultStaticPodPath, "directory of static pod manifests of this server's node (\"-\" for none)")
 	return cmd
 }
