@@ -59,18 +59,13 @@ func ownedUpdate(cur, next metav1.Object, curObj, nextObj runtime.Object, manage
 	if mine < 0 {
 		return nil, false
 	}
-	a, err := runtime.DefaultUnstructuredConverter.ToUnstructured(curObj)
-	if err != nil {
+	a, okA := strippedCopy(curObj)
+	b, okB := strippedCopy(nextObj)
+	if !okA || !okB || a.Type() != b.Type() {
 		return nil, false
 	}
-	b, err := runtime.DefaultUnstructuredConverter.ToUnstructured(nextObj)
-	if err != nil {
-		return nil, false
-	}
-	stripMeta(a)
-	stripMeta(b)
 	var changed [][]string
-	if !scalarChanges(a, b, nil, &changed) {
+	if !typedScalarChanges(a, b, nil, &changed) {
 		return nil, false
 	}
 	out := append([]metav1.ManagedFieldsEntry(nil), live...)
@@ -109,87 +104,6 @@ func sameManagedFields(a, b []metav1.ManagedFieldsEntry) bool {
 			(p.Time == nil) != (q.Time == nil) || (p.Time != nil && !p.Time.Equal(q.Time)) ||
 			(p.FieldsV1 == nil) != (q.FieldsV1 == nil) || (p.FieldsV1 != nil && !bytes.Equal(p.FieldsV1.Raw, q.FieldsV1.Raw)) {
 			return false
-		}
-	}
-	return true
-}
-
-// stripMeta drops what the managed-fields library never tracks.
-func stripMeta(u map[string]any) {
-	delete(u, "apiVersion")
-	delete(u, "kind")
-	if m, ok := u["metadata"].(map[string]any); ok {
-		for _, k := range []string{"name", "namespace", "creationTimestamp", "selfLink", "uid",
-			"generation", "managedFields", "resourceVersion"} {
-			delete(m, k)
-		}
-	}
-}
-
-// scalarChanges appends to out the paths of scalar values that differ
-// between a and b, and reports false when they differ in any other way
-// (a field added or removed, a list changed, a type changed).
-func scalarChanges(a, b map[string]any, path []string, out *[][]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, av := range a {
-		bv, ok := b[k]
-		if !ok {
-			return false
-		}
-		p := append(path[:len(path):len(path)], k)
-		switch x := av.(type) {
-		case map[string]any:
-			y, ok := bv.(map[string]any)
-			if !ok || !scalarChanges(x, y, p, out) {
-				return false
-			}
-		case []any:
-			y, ok := bv.([]any)
-			if !ok || !sameList(x, y) {
-				return false
-			}
-		case string, bool, int64, float64:
-			switch bv.(type) {
-			case string, bool, int64, float64:
-			default:
-				return false
-			}
-			if av != bv {
-				*out = append(*out, p)
-			}
-		default:
-			if av != nil || bv != nil {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// sameList reports whether two lists of unstructured values are equal.
-func sameList(a, b []any) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		var none [][]string
-		switch x := a[i].(type) {
-		case map[string]any:
-			y, ok := b[i].(map[string]any)
-			if !ok || !scalarChanges(x, y, nil, &none) || len(none) > 0 {
-				return false
-			}
-		case []any:
-			y, ok := b[i].([]any)
-			if !ok || !sameList(x, y) {
-				return false
-			}
-		default:
-			if a[i] != b[i] {
-				return false
-			}
 		}
 	}
 	return true

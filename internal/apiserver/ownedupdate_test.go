@@ -97,6 +97,14 @@ func TestOwnedUpdateMatchesFieldManager(t *testing.T) {
 			{"m", "", cm(map[string]string{"k": "1", "j": "1"})},
 			{"m", "", cm(map[string]string{"k": "1"})},
 		}, false},
+		{"pointer field changed by its owner", podGVK, []step{
+			{"m", "", withDeadline(pod(corev1.ConditionTrue), 10)},
+			{"m", "", withDeadline(pod(corev1.ConditionTrue), 20)},
+		}, true},
+		{"pointer field set for the first time", podGVK, []step{
+			{"m", "", pod(corev1.ConditionTrue)},
+			{"m", "", withDeadline(pod(corev1.ConditionTrue), 20)},
+		}, false},
 		{"pod condition in a list", podGVK, []step{
 			{"m", "", pod(corev1.ConditionFalse)},
 			{"m", "", pod(corev1.ConditionTrue)},
@@ -152,6 +160,11 @@ func TestOwnedUpdateMatchesFieldManager(t *testing.T) {
 			}
 		})
 	}
+}
+
+func withDeadline(o runtime.Object, s int64) runtime.Object {
+	o.(*corev1.Pod).Spec.ActiveDeadlineSeconds = ptr.To(s)
+	return o
 }
 
 func metav1ObjectOf(o runtime.Object) (metav1.Object, bool) {
