@@ -145,6 +145,17 @@ func TestImagePulls(t *testing.T) {
 			t.Errorf("pulled %q; only reg.example:5000/app:1 needed pulling", img)
 		}
 	}
+	// Deleting a running pod stops its containers with upstream's event.
+	c, _ := getPod(t, cs, "cached")
+	now := metav1.Now()
+	c.DeletionTimestamp, c.DeletionGracePeriodSeconds = &now, new(int64)
+	if _, err := cs.CoreV1().Pods("default").Update(ctx, c, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "cached pod deleted by the kubelet", func() (bool, string) {
+		_, err := getPod(t, cs, "cached")
+		return err != nil, fmt.Sprint(err)
+	})
 	var reasons []string
 	for len(rec.Events) > 0 {
 		reasons = append(reasons, <-rec.Events)
@@ -156,6 +167,7 @@ func TestImagePulls(t *testing.T) {
 		`Normal BackOff Back-off pulling image "reg.example:5000/app:1"`,
 		`Warning ErrImageNeverPull Container image "absent:1" is not present with pull policy of Never`,
 		`Normal Pulled Container image "cached:1" already present on machine`,
+		`Normal Killing Stopping container c`,
 	} {
 		found := false
 		for _, r := range reasons {

@@ -349,6 +349,13 @@ func (k *Kubelet) killPod(ctx context.Context, pod *corev1.Pod, rt podRuntime, g
 		}
 	}
 	if len(stop) > 0 {
+		for _, c := range stop {
+			// Upstream's event; a node without a recorder (simulated)
+			// records none.
+			if spec := specOf(pod, c.Name); spec != nil {
+				k.event(pod, spec, corev1.EventTypeNormal, "Killing", "Stopping container "+c.Name)
+			}
+		}
 		// preStop hooks run first, each within the grace period.
 		if err := k.stopContainers(ctx, pod, stop, grace, k.podIP(pod, rt)); err != nil {
 			return err
