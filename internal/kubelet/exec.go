@@ -109,13 +109,8 @@ func (s *Server) serveExec(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	pod, err := s.cfg.Pods(ctx, ns, name)
-	if err != nil {
-		http.Error(w, fmt.Sprintf("pod %q: %v", name, err), http.StatusInternalServerError)
-		return
-	}
-	if pod == nil {
-		http.Error(w, fmt.Sprintf("pod %q does not exist", name), http.StatusNotFound)
+	pod, ok := s.lookupPod(ctx, w, ns, name)
+	if !ok {
 		return
 	}
 	id, err := runningContainerID(pod, container)

@@ -50,13 +50,8 @@ const (
 func (s *Server) servePortForward(w http.ResponseWriter, r *http.Request) {
 	ns, name := r.PathValue("namespace"), r.PathValue("pod")
 	ctx := r.Context()
-	pod, err := s.cfg.Pods(ctx, ns, name)
-	if err != nil {
-		http.Error(w, fmt.Sprintf("pod %q: %v", name, err), http.StatusInternalServerError)
-		return
-	}
-	if pod == nil {
-		http.Error(w, fmt.Sprintf("pod %q does not exist", name), http.StatusNotFound)
+	pod, ok := s.lookupPod(ctx, w, ns, name)
+	if !ok {
 		return
 	}
 	host := portForwardHost(pod)
@@ -71,6 +66,7 @@ func (s *Server) servePortForward(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	h.ctx = fctx
 	var conn httpstream.Connection
+	var err error
 	if wsstream.IsWebSocketRequest(r) {
 		conn, err = h.tunnel(w, r)
 		if err != nil {

@@ -222,13 +222,8 @@ func (s *Server) serveContainerLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	pod, err := s.cfg.Pods(ctx, ns, name)
-	if err != nil {
-		http.Error(w, fmt.Sprintf("pod %q: %v", name, err), http.StatusInternalServerError)
-		return
-	}
-	if pod == nil {
-		http.Error(w, fmt.Sprintf("pod %q does not exist", name), http.StatusNotFound)
+	pod, ok := s.lookupPod(ctx, w, ns, name)
+	if !ok {
 		return
 	}
 	if !podHasContainer(pod, container) {
@@ -322,4 +317,19 @@ func (f *flushWriter) Write(p []byte) (int, error) {
 		f.flush.Flush()
 	}
 	return n, err
+}
+
+// lookupPod finds the pod a request names, answering 500 or 404 itself
+// when it cannot.
+func (s *Server) lookupPod(ctx context.Context, w http.ResponseWriter, ns, name string) (*corev1.Pod, bool) {
+	pod, err := s.cfg.Pods(ctx, ns, name)
+	if err != nil {
+		http.Error(w, fmt.Sprintf("pod %q: %v", name, err), http.StatusInternalServerError)
+		return nil, false
+	}
+	if pod == nil {
+		http.Error(w, fmt.Sprintf("pod %q does not exist", name), http.StatusNotFound)
+		return nil, false
+	}
+	return pod, true
 }

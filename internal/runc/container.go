@@ -451,7 +451,7 @@ func (r *Runtime) ListContainers(ctx context.Context) ([]cri.Container, error) {
 	return out, nil
 }
 
-func (r *Runtime) status(ctx context.Context, c *containerState) cri.Container {
+func (r *Runtime) status(_ context.Context, c *containerState) cri.Container {
 	out := cri.Container{
 		ID: c.ID, SandboxID: c.SandboxID, PodUID: c.PodUID, Name: c.Name, Attempt: c.Attempt,
 		Image: c.Image, ImageID: c.ImageID, CreatedAt: c.CreatedAt, StartedAt: c.StartedAt,
@@ -462,22 +462,13 @@ func (r *Runtime) status(ctx context.Context, c *containerState) cri.Container {
 		out.ExitCode, out.Reason, out.Message, out.FinishedAt = st.ExitCode, st.Reason, st.Message, st.FinishedAt
 		return out
 	}
-	data, err := r.runc(ctx, "state", c.ID)
-	if err != nil {
-		return out
-	}
-	var rs struct{ Status string }
-	if json.Unmarshal(data, &rs) != nil {
-		return out
-	}
-	switch rs.Status {
-	case "created", "creating":
+	// No runc process per container and call: the relist asks every
+	// second. While the shim lives it waits on the container, so the
+	// container is Created until started and Running after; a dead shim
+	// without an exit record is Unknown.
+	if r.shimAlive(c.ID) {
 		out.State = cri.ContainerCreated
-	case "running", "paused":
-		out.State = cri.ContainerRunning
-	case "stopped":
-		// The shim is recording the exit; a dead shim never will.
-		if r.shimAlive(c.ID) {
+		if !c.StartedAt.IsZero() {
 			out.State = cri.ContainerRunning
 		}
 	}
