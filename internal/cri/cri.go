@@ -298,3 +298,24 @@ type RegistryAuth struct {
 	IdentityToken string
 	RegistryToken string
 }
+
+// TerminalSize is a terminal's size in characters.
+type TerminalSize struct {
+	Width, Height uint16
+}
+
+// Attacher is implemented by runtimes that can connect a client to a
+// running container's main process, as `kubectl attach` does. The kubelet
+// checks for it; a runtime without it answers attach requests with an
+// error.
+type Attacher interface {
+	// Attach copies stdin (nil for none) to the container's stdin when the
+	// container was created with Stdin, and the container's output from
+	// now on to stdout and stderr (either may be nil; a TTY container's
+	// output is all on stdout). Sizes received on resize (nil for none)
+	// resize a TTY container's terminal. It returns when the container's
+	// output ends (the container exited), when ctx ends, or when stdin
+	// ends and no output is wanted; detaching leaves the container
+	// running.
+	Attach(ctx context.Context, containerID string, stdin io.Reader, stdout, stderr io.Writer, resize <-chan TerminalSize) error
+}
