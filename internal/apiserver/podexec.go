@@ -35,6 +35,23 @@ type execOptions struct {
 // machinery decodes them (booleans are true when present and neither "0"
 // nor "false") and validates them as upstream does.
 func parseExecOptions(q url.Values) (execOptions, error) {
+	o, err := parseStreamOptions(q)
+	if err == nil && len(o.command) == 0 {
+		err = apierrors.NewBadRequest("you must specify at least one command for the container")
+	}
+	return o, err
+}
+
+// parseAttachOptions reads PodAttachOptions from a pods/attach query: the
+// streams of pods/exec without a command.
+func parseAttachOptions(q url.Values) (execOptions, error) {
+	o, err := parseStreamOptions(q)
+	o.command = nil
+	return o, err
+}
+
+// parseStreamOptions reads the options pods/exec and pods/attach share.
+func parseStreamOptions(q url.Values) (execOptions, error) {
 	flag := func(name string) bool {
 		vs, ok := q[name]
 		return ok && len(vs) > 0 && vs[0] != "0" && !strings.EqualFold(vs[0], "false")
@@ -43,32 +60,40 @@ func parseExecOptions(q url.Values) (execOptions, error) {
 		container: q.Get("container"), command: q["command"],
 		stdin: flag("stdin"), stdout: flag("stdout"), stderr: flag("stderr"), tty: flag("tty"),
 	}
-	if len(o.command) == 0 {
-		return o, apierrors.NewBadRequest("you must specify at least one command for the container")
-	}
 	if !o.stdin && !o.stdout && !o.stderr {
 		return o, apierrors.NewBadRequest("you must specify at least 1 of stdin, stdout, stderr")
 	}
 	return o, nil
 }
 
-// kubeletExecURL is the kubelet's exec URL for the container.
+// kubeletExecURL is the kubelet's exec URL for the container, or its
+// attach URL when o has no command.
 func kubeletExecURL(node *corev1.Node, pod *corev1.Pod, container string, o execOptions) (*url.URL, error) {
-	q := url.Values{"command": o.command}
+	q := url.Values{}
+	path := "/attach/"
+	if len(o.command) > 0 {
+		q["command"] = o.command
+		path = "/exec/"
+	}
 	for name, on := range map[string]bool{"stdin": o.stdin, "stdout": o.stdout, "stderr": o.stderr, "tty": o.tty} {
 		if on {
 			q.Set(name, "1")
 		}
 	}
-	return kubeletURL(node, "/exec/"+url.PathEscape(pod.Namespace)+"/"+url.PathEscape(pod.Name)+"/"+url.PathEscape(container), q)
+	return kubeletURL(node, path+url.PathEscape(pod.Namespace)+"/"+url.PathEscape(pod.Name)+"/"+url.PathEscape(container), q)
 }
 
-// podExec serves GET and POST pods/{name}/exec.
-func (c *call) podExec() error {
+// podExec serves GET and POST pods/{name}/exec, and pods/{name}/attach
+// when attach is set.
+func (c *call) podExec(attach bool) error {
 	if c.info.Verb != "get" && c.info.Verb != "create" {
 		return apierrors.NewMethodNotSupported(c.ep.gr(), c.info.Verb)
 	}
-	opts, err := parseExecOptions(c.r.URL.Query())
+	parse := parseExecOptions
+	if attach {
+		parse = parseAttachOptions
+	}
+	opts, err := parse(c.r.URL.Query())
 	if err != nil {
 		return err
 	}
@@ -146,7 +171,7 @@ func (c *call) proxyUpgrade(node string, loc *url.URL) error {
 	}
 	rp.ServeHTTP(c.w, c.r.WithContext(c.ctx))
 	if proxyErr != nil {
-		c.s.log.Info("pod exec failed", "pod", c.info.Namespace+"/"+c.info.Name, "node", node, "err", proxyErr)
+		c.s.log.Info("pod stream failed", "subresource", c.info.Subresource, "pod", c.info.Namespace+"/"+c.info.Name, "node", node, "err", proxyErr)
 	}
 	return nil
 }

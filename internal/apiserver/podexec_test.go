@@ -49,6 +49,19 @@ func TestParseExecOptions(t *testing.T) {
 	}
 }
 
+func TestParseAttachOptions(t *testing.T) {
+	q, _ := url.ParseQuery("container=app&stdin=true&stdout=true&tty=true&command=ignored")
+	got, err := parseAttachOptions(q)
+	want := execOptions{container: "app", stdin: true, stdout: true, tty: true}
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("parseAttachOptions: got %+v, %v, want %+v", got, err, want)
+	}
+	q, _ = url.ParseQuery("container=app")
+	if _, err := parseAttachOptions(q); !apierrors.IsBadRequest(err) || err.Error() != "you must specify at least 1 of stdin, stdout, stderr" {
+		t.Errorf("attach without streams: got %v, want a 400", err)
+	}
+}
+
 func TestKubeletExecURL(t *testing.T) {
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}, Status: corev1.NodeStatus{
 		Addresses:       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.0.0.5"}},
@@ -59,6 +72,11 @@ func TestKubeletExecURL(t *testing.T) {
 	want := "https://10.0.0.5:10250/exec/ns/web/app?command=sh&command=-c&command=exit+3&stdin=1&stdout=1"
 	if err != nil || got.String() != want {
 		t.Errorf("kubeletExecURL: got %v, %v, want %s", got, err, want)
+	}
+	got, err = kubeletExecURL(node, pod, "app", execOptions{stdin: true, stdout: true, tty: true})
+	want = "https://10.0.0.5:10250/attach/ns/web/app?stdin=1&stdout=1&tty=1"
+	if err != nil || got.String() != want {
+		t.Errorf("kubeletExecURL for attach: got %v, %v, want %s", got, err, want)
 	}
 	if _, err := kubeletExecURL(&corev1.Node{}, pod, "app", execOptions{}); !apierrors.IsBadRequest(err) {
 		t.Errorf("node without addresses: got %v, want a 400", err)

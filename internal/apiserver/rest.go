@@ -84,8 +84,8 @@ func (c *call) serve() error {
 	if info.Subresource == "log" {
 		return c.podLog() // text, not a negotiated object
 	}
-	if info.Subresource == "exec" {
-		return c.podExec() // an upgraded stream, proxied to the kubelet
+	if info.Subresource == "exec" || info.Subresource == "attach" {
+		return c.podExec(info.Subresource == "attach") // an upgraded stream, proxied to the kubelet
 	}
 	if info.Subresource == "portforward" {
 		return c.podPortForward() // an upgraded stream, proxied to the kubelet

@@ -62,6 +62,15 @@ type execOptions struct {
 // booleans are true for "1" or "true"; at least one command word and one
 // stream are required.
 func parseExecOptions(q url.Values) (execOptions, error) {
+	o, err := parseStreamOptions(q)
+	if err == nil && len(o.command) == 0 {
+		err = errors.New("you must specify at least one command for the container")
+	}
+	return o, err
+}
+
+// parseStreamOptions reads the stream flags exec and attach share.
+func parseStreamOptions(q url.Values) (execOptions, error) {
 	flag := func(name string) bool {
 		v := q.Get(name)
 		return v == "1" || strings.EqualFold(v, "true")
@@ -69,9 +78,6 @@ func parseExecOptions(q url.Values) (execOptions, error) {
 	o := execOptions{
 		command: q["command"],
 		stdin:   flag("stdin"), stdout: flag("stdout"), stderr: flag("stderr"), tty: flag("tty"),
-	}
-	if len(o.command) == 0 {
-		return o, errors.New("you must specify at least one command for the container")
 	}
 	if !o.stdin && !o.stdout && !o.stderr {
 		return o, errors.New("you must specify at least 1 of stdin, stdout, stderr")

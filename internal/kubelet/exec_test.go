@@ -106,6 +106,7 @@ func (r *fakeExecRuntime) Exec(_ context.Context, id string, cmd []string, stdin
 // "app" runs as "app1" and "idle" waits; its IP is 127.0.0.1.
 type execFixture struct {
 	rt     *fakeExecRuntime
+	srv    *Server
 	url    string
 	config *restclient.Config
 }
@@ -150,7 +151,13 @@ func newExecFixture(t *testing.T) *execFixture {
 		CertData: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}),
 		KeyData:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
 	}}
-	return &execFixture{rt: rt, url: ts.URL, config: cfg}
+	return &execFixture{rt: rt, srv: s, url: ts.URL, config: cfg}
+}
+
+// setRuntime makes the fixture's server use rt; call it before requests.
+func (f *execFixture) setRuntime(t *testing.T, rt Runtime) {
+	t.Helper()
+	f.srv.cfg.Runtime = rt
 }
 
 // execURL is the exec URL for container with the command and streams.

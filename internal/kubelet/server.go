@@ -196,6 +196,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", s.serveContainerLogs)
 	mux.HandleFunc("/exec/{namespace}/{pod}/{container}", s.serveExec)
+	mux.HandleFunc("/attach/{namespace}/{pod}/{container}", s.serveAttach)
 	mux.HandleFunc("/portForward/{namespace}/{pod}", s.servePortForward)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {

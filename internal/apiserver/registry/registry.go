@@ -93,6 +93,7 @@ func All() []Resource {
 			Subresources: []Subresource{status()}},
 		{Group: "", Versions: []string{"v1"}, Name: "pods", SingularName: "pod", Kind: "Pod", Namespaced: true, ShortNames: []string{"po"}, Categories: all, Verbs: fullVerbs,
 			Subresources: []Subresource{
+				{Name: "attach", Verbs: []string{"get", "create"}},
 				{Name: "binding", Kind: "Binding", Verbs: []string{"create"}},
 				{Name: "eviction", Group: "policy", Version: "v1", Kind: "Eviction", Verbs: []string{"create"}},
 				{Name: "exec", Verbs: []string{"get", "create"}},
