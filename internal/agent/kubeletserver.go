@@ -32,18 +32,21 @@ func startKubeletServer(ctx context.Context, cfg NodeConfig, rt cri.Runtime, log
 		log.Error("the cluster CA holds no PEM certificate; kubelet server not started")
 		return
 	}
+	stats := kubelet.NewStats(kubelet.StatsConfig{NodeName: cfg.NodeName, CgroupRoot: cfg.CgroupRoot, Runtime: rt, Logger: log})
 	s, err := kubelet.NewServer(kubelet.ServerConfig{
 		Addr:     net.JoinHostPort(cfg.NodeIP, strconv.Itoa(kubelet.DefaultServerPort)),
 		Hostname: cfg.NodeName,
 		Runtime:  rt,
 		Pods:     boundPod(cfg.Client, cfg.NodeName),
 		ClientCA: pool,
+		Stats:    stats,
 		Logger:   log,
 	})
 	if err != nil {
 		log.Error("kubelet server not started", "err", err)
 		return
 	}
+	go func() { _ = stats.Run(ctx) }()
 	go func() {
 		if err := s.Run(ctx); err != nil {
 			log.Error("kubelet server stopped; kubectl logs will not reach this node's pods", "err", err)

@@ -58,6 +58,8 @@ type ServerConfig struct {
 	// (default APIServerClientUser).
 	AllowedUsers []string
 	Logger       *slog.Logger
+	// Stats serves /stats/summary; nil answers it with 404.
+	Stats *Stats
 	// Now is the clock for sinceSeconds; default time.Now.
 	Now func() time.Time
 }
@@ -198,6 +200,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/exec/{namespace}/{pod}/{container}", s.serveExec)
 	mux.HandleFunc("/attach/{namespace}/{pod}/{container}", s.serveAttach)
 	mux.HandleFunc("/portForward/{namespace}/{pod}", s.servePortForward)
+	mux.HandleFunc("GET /stats/summary", s.serveStatsSummary)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
 			http.Error(w, "Unauthorized", http.StatusUnauthorized)
