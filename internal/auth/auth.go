@@ -25,6 +25,9 @@ type User struct {
 	Name   string
 	UID    string
 	Groups []string
+	// Extra holds further attributes, such as the pod a service-account
+	// token is bound to (authentication.kubernetes.io/pod-name).
+	Extra map[string][]string
 }
 
 // Authenticator finds the user making a request. ok is false when the
