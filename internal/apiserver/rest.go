@@ -150,6 +150,10 @@ func (c *call) serve() error {
 		if info.Verb == "create" {
 			return c.evict()
 		}
+	case "token":
+		if info.Verb == "create" {
+			return c.createToken()
+		}
 	case "finalize":
 		if info.Verb == "update" {
 			return c.update("finalize")

@@ -200,6 +200,18 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 
+	// Service-account tokens: signed with a key kept next to the CA,
+	// checked against the store once the API exists.
+	saKey, err := pki.EnsureServiceAccountKey(filepath.Join(serverDir, "tls"))
+	if err != nil {
+		return fmt.Errorf("service-account key: %w", err)
+	}
+	saIssuer, err := auth.NewServiceAccountIssuer(saKey, auth.DefaultServiceAccountIssuer)
+	if err != nil {
+		return err
+	}
+	saTokens := &auth.ServiceAccountTokens{Issuer: saIssuer}
+
 	// Store and API.
 	store := storage.New(client, storage.Options{Logger: s.log})
 	// The API server reaches nodes' kubelets (logs) with an identity of
@@ -216,7 +228,7 @@ func (s *Server) Run(ctx context.Context) error {
 		KubeletClientTLS: &tls.Config{Certificates: []tls.Certificate{kubeletPair}, MinVersion: tls.VersionTLS12},
 		Store:            store,
 		Scheme:           scheme,
-		Authenticator:    auth.Union{auth.X509{}, auth.NewTokens(tokens)},
+		Authenticator:    auth.Union{auth.X509{}, saTokens, auth.NewTokens(tokens)},
 		Authorizer:       auth.AlwaysAllow{},
 		ServiceCIDR:      serviceCIDR,
 		NodePortMin:      portMin,
@@ -231,6 +243,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	saTokens.Objects = api.ServiceAccountObjects()
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.BindAddress, strconv.Itoa(cfg.SecurePort)))
 	if err != nil {
