@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -76,6 +77,8 @@ type Server struct {
 	discovery   *discovery
 	alloc       *allocator
 	inflight    chan struct{}
+	// metricsSrc scrapes kubelets for the metrics.k8s.io API.
+	metricsSrc *metricsSource
 	// ready is set once the post-start bootstrap finished.
 	ready atomic.Bool
 }
@@ -199,7 +202,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.openapiDone = make(chan struct{})
 	go s.buildOpenAPI(all)
-	s.discovery = newDiscovery(all, cfg.PublicAddress)
+	s.discovery = newDiscovery(slices.Concat(all, metricsResources()), cfg.PublicAddress)
+	s.metricsSrc = newMetricsSource(cfg.KubeletClientTLS)
 	s.alloc = newAllocator(cfg.Store.Client(), cfg.ServiceCIDR, cfg.NodePortMin, cfg.NodePortMax)
 	return s, nil
 }
