@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -119,6 +120,13 @@ func (k *Kubelet) syncPod(ctx context.Context, pod *corev1.Pod) (time.Duration, 
 	k.mu.Unlock()
 	now := k.clock.Now()
 	a := computePodActions(pod, rt, backoff, now)
+	for _, name := range slices.Sorted(maps.Keys(a.Backoff)) {
+		// Upstream's event on every sync that finds a container waiting
+		// out its crash-loop delay; the recorder folds repeats into one.
+		if spec := specOf(pod, name); spec != nil {
+			k.event(pod, spec, corev1.EventTypeWarning, "BackOff", backOffMessage(pod, name))
+		}
+	}
 	changed, pullRetry, err := k.apply(ctx, pod, rt, a)
 	if err != nil {
 		// What did change is still reported below on the retry.
@@ -160,6 +168,18 @@ func (k *Kubelet) syncPod(ctx context.Context, pod *corev1.Pod) (time.Duration, 
 		}
 	}
 	return requeue, nil
+}
+
+// backOffMessage is upstream's BackOff event for a container waiting out
+// its crash-loop delay.
+func backOffMessage(pod *corev1.Pod, container string) string {
+	return fmt.Sprintf("Back-off restarting failed container %s in pod %s", container, podRef(pod))
+}
+
+// podRef is how upstream's kubelet names a pod in messages:
+// "name_namespace(uid)".
+func podRef(pod *corev1.Pod) string {
+	return fmt.Sprintf("%s_%s(%s)", pod.Name, pod.Namespace, pod.UID)
 }
 
 // podStatus computes a pod's API status from the runtime's view.
