@@ -58,6 +58,11 @@ type Options struct {
 	// veth (see realnode.go). Without it the server runs no node; tests
 	// add simulated ones.
 	RealNode bool
+	// AgentProcess, with RealNode, runs the node as a `skiff agent`
+	// process of its own in the node's namespaces, joined to a server
+	// that runs none (--disable-agent), so the node agent can be measured
+	// apart from the control plane.
+	AgentProcess bool
 }
 
 func (o Options) withDefaults() Options {
@@ -84,7 +89,8 @@ type Cluster struct {
 	client     kubernetes.Interface
 	closed     bool
 
-	real *realNode // nil unless Options.RealNode
+	real  *realNode // nil unless Options.RealNode
+	agent *process  // the node's own process with Options.AgentProcess
 }
 
 // process is one run of the server binary.
@@ -140,7 +146,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 // serverArgs returns the `skiff server` command line for a cluster whose
 // work directory is dir. Without a real node the server runs no node of its
 // own (--disable-agent).
-func serverArgs(dir string, p Ports, real *realNode, extra []string) []string {
+func serverArgs(dir string, p Ports, real *realNode, agentProcess bool, extra []string) []string {
 	args := []string{
 		"server",
 		"--data-dir", filepath.Join(dir, "data"),
@@ -151,9 +157,13 @@ func serverArgs(dir string, p Ports, real *realNode, extra []string) []string {
 		"--etcd-client-port", strconv.Itoa(p.EtcdClient),
 		"--etcd-peer-port", strconv.Itoa(p.EtcdPeer),
 	}
-	if real == nil {
+	switch {
+	case real == nil:
 		args = append(args, "--disable-agent")
-	} else {
+	case agentProcess:
+		args = append(args, real.serverArgs(dir)[:4]...) // the addresses only
+		args = append(args, "--disable-agent")
+	default:
 		args = append(args, real.serverArgs(dir)...)
 	}
 	return append(args, extra...)
@@ -171,7 +181,7 @@ func (c *Cluster) start(ctx context.Context) error {
 		return fmt.Errorf("open server log: %w", err)
 	}
 	offset := c.logSize()
-	args := serverArgs(c.dir, c.ports, c.real, c.opts.ServerArgs)
+	args := serverArgs(c.dir, c.ports, c.real, c.opts.AgentProcess, c.opts.ServerArgs)
 	fmt.Fprintf(logFile, "=== e2e framework %s: %s %s\n", time.Now().Format(time.RFC3339), c.opts.Binary, strings.Join(args, " "))
 
 	cmd := c.serverCommand(args)
@@ -194,7 +204,60 @@ func (c *Cluster) start(ctx context.Context) error {
 	// waitReady reports together with the server log.
 	_ = writePIDFile(filepath.Join(c.dir, serverPIDFile), cmd.Process.Pid)
 
-	return c.waitReady(ctx, p, offset)
+	if err := c.waitReady(ctx, p, offset); err != nil {
+		return err
+	}
+	if c.real != nil && c.opts.AgentProcess && c.agent == nil {
+		return c.startAgent()
+	}
+	return nil
+}
+
+// AgentLogPath is the file the node's `skiff agent` process writes to
+// (Options.AgentProcess).
+func (c *Cluster) AgentLogPath() string { return filepath.Join(c.dir, "agent.log") }
+
+// AgentPID is the process ID of the node's `skiff agent` process, or 0
+// without Options.AgentProcess.
+func (c *Cluster) AgentPID() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.agent == nil {
+		return 0
+	}
+	return c.agent.cmd.Process.Pid
+}
+
+// startAgent runs the real node as `skiff agent` in the node's network
+// namespace, joined to the server.
+func (c *Cluster) startAgent() error {
+	join, err := c.JoinArgs()
+	if err != nil {
+		return err
+	}
+	args := append([]string{"agent", "--runtime", "runc", "--data-dir", filepath.Join(c.dir, "agent")}, join...)
+	args = append(args, c.real.nodeArgs(c.dir)...)
+	logFile, err := os.OpenFile(c.AgentLogPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("open agent log: %w", err)
+	}
+	fmt.Fprintf(logFile, "=== e2e framework %s: %s %s\n", time.Now().Format(time.RFC3339), c.opts.Binary, strings.Join(args, " "))
+	cmd := c.serverCommand(args)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	err = cmd.Start()
+	_ = logFile.Close()
+	if err != nil {
+		return fmt.Errorf("run %s agent: %w", c.opts.Binary, err)
+	}
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	c.mu.Lock()
+	c.agent = p
+	c.mu.Unlock()
+	return nil
 }
 
 // waitReady polls until the kubeconfig exists and GET /readyz with its
@@ -272,13 +335,19 @@ func (c *Cluster) probeReady(ctx context.Context) (*rest.Config, kubernetes.Inte
 // cluster does nothing.
 func (c *Cluster) Stop() error {
 	c.mu.Lock()
-	p := c.proc
-	c.proc = nil
+	p, agent := c.proc, c.agent
+	c.proc, c.agent = nil, nil
 	c.mu.Unlock()
-	if p == nil {
-		return nil
+	var agentErr error
+	if agent != nil {
+		if agentErr = agent.stop(c.opts.StopTimeout); agentErr != nil {
+			agentErr = fmt.Errorf("agent: %w", agentErr)
+		}
 	}
-	err := p.stop(c.opts.StopTimeout)
+	if p == nil {
+		return agentErr
+	}
+	err := errors.Join(agentErr, p.stop(c.opts.StopTimeout))
 	_ = os.Remove(filepath.Join(c.dir, serverPIDFile))
 	return err
 }

@@ -157,7 +157,7 @@ func TestKubectlEnv(t *testing.T) {
 }
 
 func TestServerArgs(t *testing.T) {
-	got := serverArgs("/w", Ports{Secure: 1, EtcdClient: 2, EtcdPeer: 3}, nil, []string{"--secure-port", "9"})
+	got := serverArgs("/w", Ports{Secure: 1, EtcdClient: 2, EtcdPeer: 3}, nil, false, []string{"--secure-port", "9"})
 	want := []string{
 		"server",
 		"--data-dir", "/w/data",

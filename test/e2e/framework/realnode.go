@@ -141,9 +141,16 @@ func registriesYAML(addr string) []byte {
 // namespace: the host reaches it at NodeIP over the veth, and its own
 // clients use 127.0.0.1.
 func (r *realNode) serverArgs(dir string) []string {
-	return []string{
+	return append([]string{
 		"--bind-address", "0.0.0.0",
 		"--advertise-address", r.Net.NodeIP(),
+	}, r.nodeArgs(dir)...)
+}
+
+// nodeArgs are the node's flags, which `skiff server` and `skiff agent`
+// share.
+func (r *realNode) nodeArgs(dir string) []string {
+	return []string{
 		"--node-name", r.Net.Name,
 		"--node-ip", r.Net.NodeIP(),
 		"--private-registry", filepath.Join(dir, registriesFile),

@@ -1,0 +1,375 @@
+// Package podbench measures a real node: how fast pods become Ready when
+// many are created at once, and how much memory the node agent and the
+// per-pod machinery outside the containers take. It runs the skiff binary
+// named by $SKIFF_BINARY (or builds one) as a control plane with
+// --disable-agent and a separate `skiff agent` with the runc runtime, in a
+// network namespace of its own (test/e2e/framework), pulling busybox from a
+// registry inside the test.
+//
+//	go test -run '^$' -bench PodStartup -benchtime 1x ./bench/podbench/
+//
+// It needs root, runc, conmon and the CNI plugins, as the real-node e2e
+// tests do. See docs/performance.md for the figures.
+package podbench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/skiff-sh/skiff/internal/image/imagetest"
+	"github.com/skiff-sh/skiff/test/e2e/framework"
+)
+
+// Benchmark bounds.
+const (
+	// pods is how many pods are created at once, as the issue's target
+	// names it.
+	pods = 100
+	// creators is how many clients create them concurrently.
+	creators = 20
+	// readyTimeout bounds the wait for every pod to be Ready.
+	readyTimeout = 5 * time.Minute
+	// settle is how long the node runs the pods before memory is read.
+	settle = 15 * time.Second
+	// runcRuns is how many bare `runc run`s measure the floor.
+	runcRuns = 10
+)
+
+func BenchmarkPodStartup(b *testing.B) {
+	if os.Getuid() != 0 {
+		b.Skip("needs root")
+	}
+	if missing := append(framework.MissingPrerequisites(false), framework.MissingRealNodePrerequisites()...); len(missing) > 0 {
+		b.Skipf("prerequisites missing: %s", strings.Join(missing, "; "))
+	}
+	ctx := context.Background()
+	bin := os.Getenv(framework.BinaryEnv)
+	if bin == "" {
+		var err error
+		if bin, err = framework.Build(ctx, b.TempDir()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c, err := framework.Start(ctx, framework.Options{Binary: bin, RealNode: true, AgentProcess: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			b.Errorf("close cluster: %v", err)
+		}
+	})
+	client := c.Client()
+	waitNodeReady(b, client, c.NodeName())
+	busybox := imagetest.Busybox(b)
+	imagetest.Push(b, c.Image(framework.ImageBusybox), busybox)
+	floor := runcFloor(b, c)
+
+	for i := 0; i < b.N; i++ {
+		ns := fmt.Sprintf("podbench-%d", i)
+		if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		// The image is present before the clock starts: one pod pulls it.
+		runPods(b, client, ns, "warm", 1, c.Image(framework.ImageBusybox))
+		deletePods(b, client, ns)
+		idle := readMemory(b, c.AgentPID())
+
+		b.ResetTimer()
+		lat := runPods(b, client, ns, "p", pods, c.Image(framework.ImageBusybox))
+		b.StopTimer()
+
+		time.Sleep(settle)
+		busy := readMemory(b, c.AgentPID())
+		mons := monitors(b, c.Dir(), c.CgroupRoot())
+		report(b, lat, floor, idle, busy, mons)
+		deletePods(b, client, ns)
+		if err := client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// runPods creates n sleeping busybox pods named prefix-<i> at once and
+// returns, for each, the time from just before its create request to the
+// watch event that showed it Ready.
+func runPods(b *testing.B, client kubernetes.Interface, ns, prefix string, n int, img string) []time.Duration {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	w, err := client.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Stop()
+
+	var mu sync.Mutex
+	sent := make(map[string]time.Time, n)
+	names := make(chan string, n)
+	for i := range n {
+		names <- fmt.Sprintf("%s-%d", prefix, i)
+	}
+	close(names)
+	errs := make(chan error, creators)
+	var wg sync.WaitGroup
+	for range creators {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for name := range names {
+				pod := &corev1.Pod{
+					ObjectMeta: metav1.ObjectMeta{Name: name},
+					Spec: corev1.PodSpec{
+						Containers: []corev1.Container{{
+							Name: "c", Image: img, Command: []string{"sleep", "3600"},
+							ImagePullPolicy: corev1.PullIfNotPresent,
+						}},
+						TerminationGracePeriodSeconds: new(int64),
+					},
+				}
+				mu.Lock()
+				sent[name] = time.Now()
+				mu.Unlock()
+				if _, err := client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+
+	ready := make(map[string]time.Time, n)
+	for len(ready) < n {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				b.Fatalf("watch ended with %d of %d pods Ready", len(ready), n)
+			}
+			if ev.Type == watch.Error {
+				b.Fatalf("watch: %v", apierrors.FromObject(ev.Object))
+			}
+			pod, ok := ev.Object.(*corev1.Pod)
+			if !ok || !podReady(pod) {
+				continue
+			}
+			if _, seen := ready[pod.Name]; !seen {
+				ready[pod.Name] = time.Now()
+			}
+		case <-ctx.Done():
+			b.Fatalf("%d of %d pods Ready after %v", len(ready), n, readyTimeout)
+		}
+	}
+	lat := make([]time.Duration, 0, n)
+	for name, t := range ready {
+		lat = append(lat, t.Sub(sent[name]))
+	}
+	slices.Sort(lat)
+	return lat
+}
+
+// podReady reports whether the pod's Ready condition is true.
+func podReady(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// deletePods deletes every pod in ns and waits until they are gone.
+func deletePods(b *testing.B, client kubernetes.Interface, ns string) {
+	b.Helper()
+	ctx := context.Background()
+	if err := client.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	framework.WaitFor(b, readyTimeout, func() (bool, string) {
+		list, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(list.Items) == 0, fmt.Sprintf("%d pods left", len(list.Items))
+	})
+}
+
+// waitNodeReady waits until the agent's node is Ready with a podCIDR.
+func waitNodeReady(b *testing.B, client kubernetes.Interface, name string) {
+	b.Helper()
+	framework.WaitFor(b, time.Minute, func() (bool, string) {
+		n, err := client.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue && n.Spec.PodCIDR != "" {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("node %s not Ready", name)
+	})
+}
+
+// memory is a process's resident memory, in KiB as /proc reports it.
+type memory struct {
+	rss, anon, file, pss int64
+}
+
+// readMemory reads pid's resident memory from /proc.
+func readMemory(b *testing.B, pid int) memory {
+	b.Helper()
+	m, err := procMemory(pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return m
+}
+
+// procMemory reads pid's VmRSS, RssAnon, RssFile and Pss.
+func procMemory(pid int) (memory, error) {
+	var m memory
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return m, err
+	}
+	fields := map[string]*int64{"VmRSS:": &m.rss, "RssAnon:": &m.anon, "RssFile:": &m.file}
+	for line := range strings.SplitSeq(string(status), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && fields[f[0]] != nil {
+			*fields[f[0]], _ = strconv.ParseInt(f[1], 10, 64)
+		}
+	}
+	if rollup, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid)); err == nil {
+		for line := range strings.SplitSeq(string(rollup), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "Pss:" {
+				m.pss, _ = strconv.ParseInt(f[1], 10, 64)
+			}
+		}
+	}
+	return m, nil
+}
+
+// monitors sums the memory of the processes that exist for the pods but
+// are not the containers' own: container monitors and namespace holders
+// whose command line names the cluster's directory dir or who are in the
+// node's cgroups.
+func monitors(b *testing.B, dir, cgroupRoot string) (sum memory) {
+	b.Helper()
+	procs, err := filepath.Glob("/proc/[0-9]*")
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := 0
+	for _, p := range procs {
+		comm, err := os.ReadFile(p + "/comm")
+		if err != nil {
+			continue
+		}
+		switch strings.TrimSpace(string(comm)) {
+		case "conmon", "catatonit", "skiff":
+		default:
+			continue
+		}
+		cmdline, _ := os.ReadFile(p + "/cmdline")
+		args := strings.Split(string(cmdline), "\x00")
+		if strings.TrimSpace(string(comm)) == "skiff" && (len(args) < 2 || args[1] != "shim") {
+			continue // the agent and the server, not a per-container shim
+		}
+		cg, _ := os.ReadFile(p + "/cgroup")
+		if !strings.Contains(string(cg), cgroupRoot) && !strings.Contains(string(cmdline), dir) {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(p))
+		m, err := procMemory(pid)
+		if err != nil {
+			continue
+		}
+		sum.rss += m.rss
+		sum.anon += m.anon
+		sum.file += m.file
+		sum.pss += m.pss
+		n++
+	}
+	b.Logf("%d monitor processes", n)
+	return sum
+}
+
+// runcFloor times bare `runc run` of busybox `true` in a bundle of its
+// own: the floor a pod's start cannot go under.
+func runcFloor(b *testing.B, c *framework.Cluster) time.Duration {
+	b.Helper()
+	dir := b.TempDir()
+	rootfs := filepath.Join(dir, "rootfs")
+	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if out, err := exec.Command("cp", "/bin/busybox", filepath.Join(rootfs, "bin", "true")).CombinedOutput(); err != nil {
+		b.Fatalf("copy busybox: %v: %s", err, out)
+	}
+	if out, err := exec.Command("runc", "spec", "--bundle", dir).CombinedOutput(); err != nil {
+		b.Fatalf("runc spec: %v: %s", err, out)
+	}
+	spec, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	spec = []byte(strings.Replace(strings.Replace(string(spec), `"sh"`, `"/bin/true"`, 1), `"terminal": true`, `"terminal": false`, 1))
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), spec, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	var times []time.Duration
+	for i := range runcRuns {
+		id := fmt.Sprintf("podbench-floor-%d-%d", os.Getpid(), i)
+		start := time.Now()
+		out, err := exec.Command("runc", "--root", filepath.Join(dir, "state"), "run", "--bundle", dir, id).CombinedOutput()
+		times = append(times, time.Since(start))
+		if err != nil {
+			b.Fatalf("runc run: %v: %s", err, out)
+		}
+	}
+	slices.Sort(times)
+	return times[len(times)/2]
+}
+
+// report logs and reports the figures.
+func report(b *testing.B, lat []time.Duration, floor time.Duration, idle, busy, mons memory) {
+	b.Helper()
+	q := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+	p50, p99 := q(0.50), q(0.99)
+	b.ReportMetric(float64(p50.Milliseconds()), "p50-ms")
+	b.ReportMetric(float64(p99.Milliseconds()), "p99-ms")
+	b.ReportMetric(float64(lat[len(lat)-1].Milliseconds()), "max-ms")
+	b.ReportMetric(float64(floor.Milliseconds()), "runc-run-ms")
+	b.ReportMetric(float64(busy.rss)/1024, "agent-rss-MiB")
+	b.ReportMetric(float64(busy.anon)/1024, "agent-anon-MiB")
+	b.ReportMetric(float64(mons.rss)/1024/pods, "per-pod-rss-MiB")
+	b.ReportMetric(float64(mons.pss)/1024/pods, "per-pod-pss-MiB")
+	b.Logf("%d pods created at once, creation to Ready: p50 %v, p99 %v, max %v (bare runc run of busybox: %v)",
+		len(lat), p50, p99, lat[len(lat)-1], floor)
+	b.Logf("agent with no pods: RSS %d KiB (anon %d, file %d, PSS %d); with %d pods: RSS %d KiB (anon %d, file %d, PSS %d)",
+		idle.rss, idle.anon, idle.file, idle.pss, pods, busy.rss, busy.anon, busy.file, busy.pss)
+	b.Logf("per-pod processes outside the containers: RSS %d KiB in all (%.2f MiB per pod), PSS %d KiB (%.2f MiB per pod)",
+		mons.rss, float64(mons.rss)/1024/pods, mons.pss, float64(mons.pss)/1024/pods)
+}
