@@ -26,6 +26,7 @@ func initFuncs() map[string]InitFunc {
 		"replicaset":              startReplicaSet,
 		"replicationcontroller":   startReplicationController,
 		"resourcequota":           startResourceQuota,
+		"root-ca-cert-publisher":  startRootCACertPublisher,
 		"serviceaccount":          startServiceAccount,
 		"statefulset":             startStatefulSet,
 		"ttl-after-finished":      startTTLAfterFinished,
