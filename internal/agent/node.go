@@ -132,7 +132,8 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 	if err != nil {
 		return fmt.Errorf("image store: %w", err)
 	}
-	network, err := cni.New(cni.Config{StateDir: filepath.Join(cfg.DataDir, "cni"), ClusterCIDR: cfg.ClusterCIDR, Logger: log})
+	// runc's sandboxes bring lo up themselves.
+	network, err := cni.New(cni.Config{StateDir: filepath.Join(cfg.DataDir, "cni"), ClusterCIDR: cfg.ClusterCIDR, Logger: log, RuntimeBringsUpLoopback: true})
 	if err != nil {
 		return fmt.Errorf("pod network: %w", err)
 	}

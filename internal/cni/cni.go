@@ -62,6 +62,9 @@ type Config struct {
 	MTU int
 	// Logger receives one line per pod set up or torn down. Nil discards.
 	Logger *slog.Logger
+	// RuntimeBringsUpLoopback skips the loopback plugin: the runtime
+	// brings lo up when it creates a pod's network namespace.
+	RuntimeBringsUpLoopback bool
 }
 
 // Manager sets up and tears down the network of pods on this node.
@@ -72,6 +75,7 @@ type Manager struct {
 	bridge     string
 	cluster    netip.Prefix
 	mtu        int
+	loopback   bool // run the loopback plugin
 	log        *slog.Logger
 	cni        *libcni.CNIConfig
 
@@ -125,6 +129,7 @@ func New(cfg Config) (*Manager, error) {
 		bridge:     cfg.BridgeName,
 		cluster:    cluster,
 		mtu:        cfg.MTU,
+		loopback:   !cfg.RuntimeBringsUpLoopback,
 		log:        log,
 		cni:        libcni.NewCNIConfigWithCacheDir(cfg.PluginDirs, cacheDir(cfg.StateDir), nil),
 		podCIDR:    cfg.PodCIDR,
@@ -153,9 +158,10 @@ func (m *Manager) PodCIDR() string {
 	return m.podCIDR
 }
 
-// networkList is the configuration for the current podCIDR.
-func (m *Manager) networkList(subnet string) (*libcni.NetworkConfigList, error) {
-	b, err := conflist(netConf{bridge: m.bridge, subnet: subnet, mtu: m.mtu, ipamDir: ipamDir(m.stateDir)})
+// networkList is the configuration for the current podCIDR, with portmap
+// when the pod has hostPorts.
+func (m *Manager) networkList(subnet string, portmap bool) (*libcni.NetworkConfigList, error) {
+	b, err := conflist(netConf{bridge: m.bridge, subnet: subnet, mtu: m.mtu, ipamDir: ipamDir(m.stateDir), portmap: portmap})
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +172,23 @@ func (m *Manager) networkList(subnet string) (*libcni.NetworkConfigList, error) 
 	return l, nil
 }
 
-func (m *Manager) loopback() (*libcni.NetworkConfig, error) {
+// cachedLoopback reports whether the sandbox was set up with the loopback
+// plugin (by a Manager that ran it), so that its DEL releases the cache
+// entry.
+func (m *Manager) cachedLoopback(sandboxID string) bool {
+	atts, err := m.cni.GetCachedAttachments(sandboxID)
+	if err != nil {
+		return false
+	}
+	for _, a := range atts {
+		if a.Network == loopbackName {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Manager) loopbackConfig() (*libcni.NetworkConfig, error) {
 	c, err := libcni.ConfFromBytes(loopbackConf())
 	if err != nil {
 		return nil, fmt.Errorf("cni loopback config: %w", err)
@@ -178,6 +200,9 @@ func (m *Manager) loopback() (*libcni.NetworkConfig, error) {
 // node has a podCIDR and the configuration is valid. It runs no plugin.
 func (m *Manager) Status(ctx context.Context) error {
 	for _, p := range pluginTypes() {
+		if p == "loopback" && !m.loopback {
+			continue
+		}
 		if _, err := invoke.FindInPath(p, m.pluginDirs); err != nil {
 			return fmt.Errorf("pod network: plugin %q not found in %s", p, strings.Join(m.pluginDirs, ":"))
 		}
@@ -186,7 +211,7 @@ func (m *Manager) Status(ctx context.Context) error {
 	if cidr == "" {
 		return ErrNoPodCIDR
 	}
-	if _, err := m.networkList(cidr); err != nil {
+	if _, err := m.networkList(cidr, true); err != nil {
 		return fmt.Errorf("pod network: %w", err)
 	}
 	return ctx.Err()
@@ -207,11 +232,7 @@ func (m *Manager) Setup(ctx context.Context, sandboxID, netnsPath string, ports 
 	if err := m.prepareHost(ctx); err != nil {
 		return nil, fmt.Errorf("sandbox %q: %w", sandboxID, err)
 	}
-	list, err := m.networkList(cidr)
-	if err != nil {
-		return nil, fmt.Errorf("sandbox %q: %w", sandboxID, err)
-	}
-	lo, err := m.loopback()
+	list, err := m.networkList(cidr, len(portMappings(ports)) > 0)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox %q: %w", sandboxID, err)
 	}
@@ -219,8 +240,14 @@ func (m *Manager) Setup(ctx context.Context, sandboxID, netnsPath string, ports 
 	if ips, ok := m.existing(ctx, rt); ok {
 		return ips, nil
 	}
-	if _, err := m.cni.AddNetwork(ctx, lo, m.runtimeConf(sandboxID, netnsPath, "lo", nil)); err != nil {
-		return nil, fmt.Errorf("sandbox %q: pod network: loopback: %w", sandboxID, err)
+	if m.loopback {
+		lo, err := m.loopbackConfig()
+		if err != nil {
+			return nil, fmt.Errorf("sandbox %q: %w", sandboxID, err)
+		}
+		if _, err := m.cni.AddNetwork(ctx, lo, m.runtimeConf(sandboxID, netnsPath, "lo", nil)); err != nil {
+			return nil, fmt.Errorf("sandbox %q: pod network: loopback: %w", sandboxID, err)
+		}
 	}
 	res, err := m.cni.AddNetworkList(ctx, list, rt)
 	if err != nil {
@@ -305,12 +332,14 @@ func (m *Manager) Teardown(ctx context.Context, sandboxID, netnsPath string, por
 	if err := m.cni.DelNetworkList(ctx, list, rt); err != nil {
 		return fmt.Errorf("sandbox %q: pod network: %w", sandboxID, err)
 	}
-	lo, err := m.loopback()
-	if err != nil {
-		return fmt.Errorf("sandbox %q: %w", sandboxID, err)
-	}
-	if err := m.cni.DelNetwork(ctx, lo, m.runtimeConf(sandboxID, netnsPath, "lo", nil)); err != nil {
-		return fmt.Errorf("sandbox %q: pod network: loopback: %w", sandboxID, err)
+	if m.loopback || m.cachedLoopback(sandboxID) {
+		lo, err := m.loopbackConfig()
+		if err != nil {
+			return fmt.Errorf("sandbox %q: %w", sandboxID, err)
+		}
+		if err := m.cni.DelNetwork(ctx, lo, m.runtimeConf(sandboxID, netnsPath, "lo", nil)); err != nil {
+			return fmt.Errorf("sandbox %q: pod network: loopback: %w", sandboxID, err)
+		}
 	}
 	m.log.Info("pod network torn down", "sandbox", sandboxID)
 	return nil
@@ -325,7 +354,7 @@ func (m *Manager) teardownList(rt *libcni.RuntimeConf) (*libcni.NetworkConfigLis
 	if cidr == "" {
 		cidr = m.cluster.String()
 	}
-	cur, err := m.networkList(cidr)
+	cur, err := m.networkList(cidr, true)
 	if err != nil {
 		return nil, err
 	}

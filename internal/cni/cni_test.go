@@ -424,3 +424,39 @@ func TestSetupRepairs(t *testing.T) {
 		t.Errorf("node -> repaired pod: got %v, want connection refused (reachable, nothing listening)", err)
 	}
 }
+
+// TestRuntimeBringsUpLoopback: with the option, Setup runs no loopback
+// plugin (the test namespaces have lo up already, as the runtime's do), and
+// Teardown still releases the loopback entry of a pod set up by a Manager
+// without the option.
+func TestRuntimeBringsUpLoopback(t *testing.T) {
+	node := newTestNode(t, 24)
+	ctx := testContext(t)
+	withPlugin := node.manager(t, node.podCIDR)
+	m := node.manager(t, node.podCIDR)
+	m.loopback = false // as New sets it for RuntimeBringsUpLoopback
+
+	a, b := newNetns(t, "skiffcni-"), newNetns(t, "skiffcni-")
+	if _, err := node.setup(ctx, m, "pod-a-"+a.name, a); err != nil {
+		t.Fatalf("Setup A: %v", err)
+	}
+	t.Cleanup(func() { _ = node.teardown(context.Background(), m, "pod-a-"+a.name, a.path) })
+	// The plugin leaves its result in libcni's cache when it ran.
+	if m.cachedLoopback("pod-a-" + a.name) {
+		t.Errorf("pod A: got a cached loopback attachment, want the plugin not run")
+	}
+
+	// Set up by the old way, torn down by the new.
+	if _, err := node.setup(ctx, withPlugin, "pod-b-"+b.name, b); err != nil {
+		t.Fatalf("Setup B: %v", err)
+	}
+	if !m.cachedLoopback("pod-b-" + b.name) {
+		t.Fatalf("pod B: no cached loopback attachment after a Setup with the plugin")
+	}
+	if err := node.teardown(ctx, m, "pod-b-"+b.name, b.path); err != nil {
+		t.Fatalf("Teardown B: %v", err)
+	}
+	if m.cachedLoopback("pod-b-" + b.name) {
+		t.Errorf("pod B: loopback attachment still cached after Teardown")
+	}
+}

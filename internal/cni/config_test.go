@@ -22,7 +22,7 @@ func TestConflist(t *testing.T) {
 	}{
 		{
 			name: "defaults without mtu",
-			in:   netConf{bridge: "skiff0", subnet: "10.244.3.0/24", ipamDir: "/var/lib/skiff/cni/ipam"},
+			in:   netConf{bridge: "skiff0", subnet: "10.244.3.0/24", ipamDir: "/var/lib/skiff/cni/ipam", portmap: true},
 			want: `{"cniVersion":"1.0.0","name":"skiff","plugins":[` +
 				`{"type":"bridge","bridge":"skiff0","isGateway":true,"ipMasq":false,"hairpinMode":true,` +
 				`"ipam":{"type":"host-local","ranges":[[{"subnet":"10.244.3.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":"/var/lib/skiff/cni/ipam"}},` +
@@ -30,11 +30,18 @@ func TestConflist(t *testing.T) {
 		},
 		{
 			name: "mtu and another bridge",
-			in:   netConf{bridge: "br1", subnet: "10.244.0.0/24", mtu: 1450, ipamDir: "/s/ipam"},
+			in:   netConf{bridge: "br1", subnet: "10.244.0.0/24", mtu: 1450, ipamDir: "/s/ipam", portmap: true},
 			want: `{"cniVersion":"1.0.0","name":"skiff","plugins":[` +
 				`{"type":"bridge","bridge":"br1","isGateway":true,"ipMasq":false,"hairpinMode":true,"mtu":1450,` +
 				`"ipam":{"type":"host-local","ranges":[[{"subnet":"10.244.0.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":"/s/ipam"}},` +
 				`{"type":"portmap","capabilities":{"portMappings":true},"snat":true}]}`,
+		},
+		{
+			name: "no hostPorts, no portmap",
+			in:   netConf{bridge: "skiff0", subnet: "10.244.3.0/24", ipamDir: "/s/ipam"},
+			want: `{"cniVersion":"1.0.0","name":"skiff","plugins":[` +
+				`{"type":"bridge","bridge":"skiff0","isGateway":true,"ipMasq":false,"hairpinMode":true,` +
+				`"ipam":{"type":"host-local","ranges":[[{"subnet":"10.244.3.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":"/s/ipam"}}]}`,
 		},
 		{name: "no subnet", in: netConf{bridge: "skiff0", ipamDir: "/s"}, wantErr: "required"},
 		{name: "no bridge", in: netConf{subnet: "10.244.0.0/24", ipamDir: "/s"}, wantErr: "required"},
@@ -68,10 +75,14 @@ func TestConflist(t *testing.T) {
 			if err != nil {
 				t.Fatalf("libcni rejects the config: %v", err)
 			}
-			if l.Name != "skiff" || l.CNIVersion != "1.0.0" || len(l.Plugins) != 2 {
-				t.Fatalf("got list %q %q with %d plugins, want skiff 1.0.0 with 2", l.Name, l.CNIVersion, len(l.Plugins))
+			wantPlugins := 1
+			if tt.in.portmap {
+				wantPlugins = 2
 			}
-			if !l.Plugins[1].Network.Capabilities["portMappings"] {
+			if l.Name != "skiff" || l.CNIVersion != "1.0.0" || len(l.Plugins) != wantPlugins {
+				t.Fatalf("got list %q %q with %d plugins, want skiff 1.0.0 with %d", l.Name, l.CNIVersion, len(l.Plugins), wantPlugins)
+			}
+			if tt.in.portmap && !l.Plugins[1].Network.Capabilities["portMappings"] {
 				t.Errorf("got portmap capabilities %v, want portMappings", l.Plugins[1].Network.Capabilities)
 			}
 		})
