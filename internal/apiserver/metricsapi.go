@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -356,7 +357,8 @@ func (s *Server) serveMetricsAPI(w http.ResponseWriter, r *http.Request) {
 
 // metricsRequest answers one get or list with the object to write.
 func (s *Server) metricsRequest(r *http.Request, info *requestInfo) (any, error) {
-	gr := schema.GroupResource{Group: metricsGroup, Resource: info.Resource}
+	// Errors name the resources as metrics-server's storage does.
+	gr := schema.GroupResource{Group: metricsGroup, Resource: strings.TrimSuffix(info.Resource, "s") + "metrics"}
 	if info.Version != metricsVersion || info.Subresource != "" ||
 		(info.Resource != "nodes" && info.Resource != "pods") ||
 		(info.Resource == "nodes" && info.Namespace != "") {
@@ -436,7 +438,7 @@ func (s *Server) metricsNodes(ctx context.Context, name string, sel labels.Selec
 	if name != "" {
 		obj, err := st.GetObject(ctx, "", name, "")
 		if apierrors.IsNotFound(err) {
-			return nil, apierrors.NewNotFound(schema.GroupResource{Group: metricsGroup, Resource: "nodes"}, name)
+			return nil, apierrors.NewNotFound(schema.GroupResource{Group: metricsGroup, Resource: "nodemetrics"}, name)
 		}
 		if err != nil {
 			return nil, err
@@ -471,7 +473,7 @@ func (s *Server) metricsPods(ctx context.Context, namespace, name string, sel la
 	if name != "" {
 		obj, err := st.GetObject(ctx, namespace, name, "")
 		if apierrors.IsNotFound(err) {
-			return nil, apierrors.NewNotFound(schema.GroupResource{Group: metricsGroup, Resource: "pods"}, name)
+			return nil, apierrors.NewNotFound(schema.GroupResource{Group: metricsGroup, Resource: "podmetrics"}, name)
 		}
 		if err != nil {
 			return nil, err
