@@ -106,6 +106,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("joined", "server", a.cfg.Join.Server, "node", a.cfg.NodeName, "runtime", a.cfg.Runtime)
 	if a.cfg.Runtime == RuntimeRunc {
+		go releaseStartupPagesLater(ctx, a.log)
 		return RunNode(ctx, NodeConfig{
 			Client: cs, NodeName: a.cfg.NodeName, NodeIP: a.cfg.NodeIP, Labels: a.cfg.Labels, Taints: a.cfg.Taints,
 			Capacity: a.cfg.Capacity, DataDir: a.cfg.DataDir, RegistriesFile: a.cfg.RegistriesFile,
