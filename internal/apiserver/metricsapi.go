@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -62,6 +63,19 @@ func metricsResources() []registry.Resource {
 		{Group: metricsGroup, Versions: []string{metricsVersion}, Name: "nodes", Kind: "NodeMetrics", Verbs: verbs},
 		{Group: metricsGroup, Versions: []string{metricsVersion}, Name: "pods", Kind: "PodMetrics", Namespaced: true, Verbs: verbs},
 	}
+}
+
+// withMetricsOpenAPI adds the metrics resources to those the OpenAPI
+// documents describe when the scheme knows their types (the composition
+// root registers k8s.io/metrics' v1beta1 types); without them the
+// documents are built as before, since the generator needs each type.
+func withMetricsOpenAPI(all []registry.Resource, scheme *runtime.Scheme) []registry.Resource {
+	for _, kind := range []string{"NodeMetrics", "NodeMetricsList", "PodMetrics", "PodMetricsList"} {
+		if !scheme.Recognizes(metricsv1beta1.SchemeGroupVersion.WithKind(kind)) {
+			return all
+		}
+	}
+	return slices.Concat(all, metricsResources())
 }
 
 // kubeletSummary is the part of the kubelet's stats/v1alpha1 Summary the

@@ -15,10 +15,13 @@ import (
 	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	metricsv1beta1 "k8s.io/metrics/pkg/apis/metrics/v1beta1"
 
+	"github.com/skiff-sh/skiff/internal/apiserver/openapi"
 	"github.com/skiff-sh/skiff/internal/apiserver/registry"
 )
 
@@ -276,5 +279,39 @@ func TestMetricsTable(t *testing.T) {
 	// 250m + 1000n summed over the containers; 1Mi + 4Ki.
 	if cells[0] != "web" || cells[1] != "250001u" || cells[2] != "1028Ki" || cells[3] != "10s" {
 		t.Errorf("got row %v, want web 250001u 1028Ki 10s", cells)
+	}
+}
+
+func TestMetricsOpenAPI(t *testing.T) {
+	plain := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(plain); err != nil {
+		t.Fatal(err)
+	}
+	if got := withMetricsOpenAPI(registry.All(), plain); len(got) != len(registry.All()) {
+		t.Errorf("a scheme without the metrics types: got %d resources, want %d (no metrics)", len(got), len(registry.All()))
+	}
+	full := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(full); err != nil {
+		t.Fatal(err)
+	}
+	if err := metricsv1beta1.AddToScheme(full); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := openapi.New(withMetricsOpenAPI(registry.All(), full), full)
+	if err != nil {
+		t.Fatalf("openapi with the metrics types: %v", err)
+	}
+	rec := httptest.NewRecorder()
+	sp.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/openapi/v3/apis/metrics.k8s.io/v1beta1", nil))
+	var doc struct {
+		Paths map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil {
+		t.Fatalf("GET /openapi/v3/apis/metrics.k8s.io/v1beta1: %d %v", rec.Code, err)
+	}
+	for _, p := range []string{"/apis/metrics.k8s.io/v1beta1/nodes/{name}", "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods"} {
+		if _, ok := doc.Paths[p]; !ok {
+			t.Errorf("openapi v3 metrics.k8s.io/v1beta1: no path %s", p)
+		}
 	}
 }
