@@ -251,12 +251,19 @@ func (k *Kubelet) apply(ctx context.Context, pod *corev1.Pod, rt podRuntime, a p
 			}
 			continue
 		}
+		vm, err := k.volumeMounts(ctx, pod, spec)
+		if err != nil {
+			// Upstream mounts volumes before it creates any container:
+			// the container stays ContainerCreating (PodInitializing) and
+			// the FailedMount event says why; the mount is retried.
+			if retry == 0 || configRetry < retry {
+				retry = configRetry
+			}
+			break
+		}
 		mounts, err := k.terminationMount(pod, spec, s.Attempt)
 		if err == nil {
-			var vm []Mount
-			if vm, err = k.volumeMounts(ctx, pod, spec); err == nil {
-				mounts = append(vm, mounts...)
-			}
+			mounts = append(vm, mounts...)
 		}
 		var cfg ContainerConfig
 		if err == nil {
