@@ -203,6 +203,7 @@ func (c *Cluster) start(ctx context.Context) error {
 	// Best effort: it fails only when the server has already exited, which
 	// waitReady reports together with the server log.
 	_ = writePIDFile(filepath.Join(c.dir, serverPIDFile), cmd.Process.Pid)
+	c.holdMountNS(cmd.Process.Pid)
 
 	if err := c.waitReady(ctx, p, offset); err != nil {
 		return err

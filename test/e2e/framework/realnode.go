@@ -76,6 +76,11 @@ type realNode struct {
 	record
 	registry *http.Server
 	regAddr  string // host:port of the registry
+	// mountNS is the first server's private mount namespace, held open so
+	// a restarted server enters it again and finds the mounts (pinned
+	// namespaces, root filesystems, volumes) of the containers that
+	// outlived its predecessor, as a server on a host would.
+	mountNS *os.File
 }
 
 // record is what a real node creates outside its work directory, saved in
@@ -184,6 +189,9 @@ func (r *realNode) remove() error {
 		if err := r.registry.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("stop registry: %w", err))
 		}
+	}
+	if r.mountNS != nil {
+		_ = r.mountNS.Close()
 	}
 	errs = append(errs, removeRecord(r.record))
 	return errors.Join(errs...)
@@ -396,10 +404,28 @@ func (c *Cluster) serverCommand(args []string) *exec.Cmd {
 		cmd.SysProcAttr = attr
 		return cmd
 	}
+	if c.real.mountNS != nil {
+		// A restart: the mount namespace of the first start (fd 3).
+		cmd := exec.Command("nsenter", append([]string{"--net=" + c.real.Net.Path(), "--mount=/proc/self/fd/3", "--", c.opts.Binary}, args...)...)
+		cmd.ExtraFiles = []*os.File{c.real.mountNS}
+		cmd.SysProcAttr = attr
+		return cmd
+	}
 	attr.Unshareflags = syscall.CLONE_NEWNS
 	cmd := exec.Command("nsenter", append([]string{"--net=" + c.real.Net.Path(), "--", c.opts.Binary}, args...)...)
 	cmd.SysProcAttr = attr
 	return cmd
+}
+
+// holdMountNS keeps the mount namespace of a real node's first server
+// (process pid) for its restarts; see realNode.mountNS.
+func (c *Cluster) holdMountNS(pid int) {
+	if c.real == nil || c.real.mountNS != nil {
+		return
+	}
+	if f, err := os.Open(fmt.Sprintf("/proc/%d/ns/mnt", pid)); err == nil {
+		c.real.mountNS = f
+	}
 }
 
 // clusterPorts are the ports for a new start: free loopback ports, or for a
