@@ -137,18 +137,14 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 	if err != nil {
 		return fmt.Errorf("pod network: %w", err)
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("find the skiff binary for the container shims: %w", err)
-	}
 	rt, err := runc.New(runc.Config{
 		Root: filepath.Join(cfg.DataDir, "runc"), RunDir: filepath.Join(cfg.DataDir, "run"),
-		CgroupRoot: cfg.CgroupRoot, Images: runcImages{images}, Network: network,
-		ShimCommand: []string{self, "shim"}, Logger: log,
+		CgroupRoot: cfg.CgroupRoot, Images: runcImages{images}, Network: network, Logger: log,
 	})
 	if err != nil {
 		return fmt.Errorf("runc runtime: %w", err)
 	}
+	go rt.Run(ctx) // container log rotation
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	defer broadcaster.Shutdown()
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cfg.Client.CoreV1().Events("")})

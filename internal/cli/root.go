@@ -33,7 +33,6 @@ func Run(ctx context.Context, streams Streams, args []string) error {
 	root.SetErr(streams.ErrOut)
 	root.AddCommand(newServerCommand(streams), newKubectlCommand(streams), newVersionCommand(streams))
 	root.AddCommand(newAgentCommand(streams), newSimCommand(streams))
-	root.AddCommand(newShimCommand())
 	root.AddCommand(newImagesCommand(streams))
 	if len(args) > 0 {
 		args = args[1:]

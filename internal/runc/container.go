@@ -23,7 +23,7 @@ import (
 )
 
 // containerState is a container's record on disk (container.json). The
-// shim's exit.json beside it, once present, says how it ended.
+// exit.json beside it, once present, says how it ended.
 type containerState struct {
 	ID          string
 	SandboxID   string
@@ -39,13 +39,15 @@ type containerState struct {
 	StartedAt   time.Time
 	LogPath     string
 	CgroupsPath string
+	// TTY and Stdin are the container's settings, which attach needs.
+	TTY, Stdin bool
 }
 
-// How long the runtime waits for a shim to report, and for a killed
-// container to be reaped.
+// How long the runtime waits for conmon to report that runc created the
+// container, and for a killed container to be reaped.
 const (
-	shimReadyTimeout = 60 * time.Second
-	killTimeout      = 15 * time.Second
+	createTimeout = 60 * time.Second
+	killTimeout   = 15 * time.Second
 )
 
 func (r *Runtime) containerFile(id string) string {
@@ -64,7 +66,7 @@ func (r *Runtime) loadContainer(id string) (*containerState, error) {
 }
 
 // CreateContainer mounts the container's overlay root filesystem, writes
-// its OCI bundle and starts its shim, which runs `runc create`.
+// its OCI bundle and starts its conmon, which runs `runc create`.
 func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg cri.ContainerConfig) (string, error) {
 	s, err := r.loadSandbox(sandboxID)
 	if err != nil {
@@ -85,6 +87,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg cri
 		Labels: cfg.Labels, CreatedAt: time.Now(),
 		LogPath:     filepath.Join(r.cfg.sandboxDir(sandboxID), "logs", cfg.Name, strconv.FormatUint(uint64(cfg.Attempt), 10)+".log"),
 		CgroupsPath: cgroupsPath(r.cfg.CgroupRoot, s.CgroupParent, id),
+		TTY:         cfg.TTY, Stdin: cfg.Stdin,
 	}
 	if err := r.createContainer(ctx, s, c, cfg, img); err != nil {
 		if rmErr := r.removeContainerFiles(context.WithoutCancel(ctx), id); rmErr != nil {
@@ -143,58 +146,7 @@ func (r *Runtime) createContainer(ctx context.Context, s *sandboxState, c *conta
 	if err := writeFileAtomic(filepath.Join(dir, "config.json"), data, 0o600); err != nil {
 		return err
 	}
-	if err := writeJSON(filepath.Join(dir, shimConfigFile), shimConfig{
-		ID: c.ID, RuncPath: r.cfg.RuncPath, RuncRoot: r.cfg.runcRoot(),
-		LogPath: c.LogPath, CgroupsPath: c.CgroupsPath,
-	}); err != nil {
-		return err
-	}
-	return r.startShim(ctx, dir)
-}
-
-// startShim starts the container's shim in its own session, detached from
-// this process's streams, and waits until it reports that runc created
-// the container.
-func (r *Runtime) startShim(ctx context.Context, dir string) error {
-	logFile, err := os.OpenFile(filepath.Join(dir, shimLogFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	defer logFile.Close()
-	readyR, readyW, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	defer readyR.Close()
-	args := append(append([]string{}, r.cfg.ShimCommand[1:]...), "run", dir)
-	cmd := exec.Command(r.cfg.ShimCommand[0], args...)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.ExtraFiles = []*os.File{readyW}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err = cmd.Start()
-	readyW.Close()
-	if err != nil {
-		return fmt.Errorf("start shim: %w", err)
-	}
-	go func() { _ = cmd.Wait() }() // reap the shim if it exits while we run
-
-	deadline := time.Now().Add(shimReadyTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	_ = readyR.SetReadDeadline(deadline)
-	msg, err := io.ReadAll(readyR)
-	if err != nil {
-		return fmt.Errorf("shim: %w", err)
-	}
-	if got := strings.TrimSpace(string(msg)); got != "ok" {
-		if got == "" {
-			got = "exited without reporting; see " + filepath.Join(dir, shimLogFile)
-		}
-		return fmt.Errorf("shim: %s", got)
-	}
-	return nil
+	return r.startConmon(ctx, c, cfg)
 }
 
 // readInRoot reads a file of the container's root filesystem, resolving
@@ -271,16 +223,15 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 }
 
 // ranAndExited reports whether a container whose `runc start` failed did
-// start after all: a process that exits at once lets the shim delete the
-// container while runc start still cleans up after it ("remove
-// exec.fifo: no such file or directory"); the shim then records the exit
-// within moments.
+// start after all: a process that exits at once may be gone while runc
+// start still cleans up after it; conmon then writes the exit code within
+// moments.
 func (r *Runtime) ranAndExited(id string) bool {
 	for range 50 {
 		if _, ok := r.exitStatus(id); ok {
 			return true
 		}
-		if !r.shimAlive(id) {
+		if !r.conmonAlive(id) {
 			_, ok := r.exitStatus(id)
 			return ok
 		}
@@ -291,7 +242,7 @@ func (r *Runtime) ranAndExited(id string) bool {
 
 // StopContainer sends SIGTERM, and SIGKILL to every process of the
 // container when it is still running after grace; it returns once the
-// shim has recorded the exit.
+// exit has been recorded.
 func (r *Runtime) StopContainer(ctx context.Context, id string, grace time.Duration) error {
 	c, err := r.loadContainer(id)
 	if errors.Is(err, os.ErrNotExist) {
@@ -303,8 +254,8 @@ func (r *Runtime) StopContainer(ctx context.Context, id string, grace time.Durat
 	if _, ok := r.exitStatus(id); ok {
 		return nil
 	}
-	if !r.shimAlive(id) {
-		if _, ok := r.exitStatus(id); ok { // the shim just finished
+	if !r.conmonAlive(id) {
+		if _, ok := r.exitStatus(id); ok { // conmon just finished
 			return nil
 		}
 		return r.recordLostContainer(ctx, id)
@@ -325,7 +276,7 @@ func (r *Runtime) StopContainer(ctx context.Context, id string, grace time.Durat
 		r.logger.Info("container killed", "pod", c.Namespace+"/"+c.PodName, "container", c.Name, "id", id, "grace", grace)
 		return nil
 	}
-	if !r.shimAlive(id) {
+	if !r.conmonAlive(id) {
 		if _, ok := r.exitStatus(id); ok {
 			return nil
 		}
@@ -337,20 +288,20 @@ func (r *Runtime) StopContainer(ctx context.Context, id string, grace time.Durat
 	return fmt.Errorf("stop container %q: still running %s after SIGKILL", id, killTimeout)
 }
 
-// recordLostContainer ends a container whose shim is gone without an exit
-// record (it was killed, or the node rebooted): whatever runc still has
-// is killed and deleted, and the exit is recorded as unknown.
+// recordLostContainer ends a container whose conmon is gone without an
+// exit code (it was killed, or the node rebooted): whatever runc still
+// has is killed and deleted, and the exit is recorded as unknown.
 func (r *Runtime) recordLostContainer(ctx context.Context, id string) error {
 	_, _ = r.runc(ctx, "delete", "--force", id)
-	st := exitStatus{ExitCode: 137, Reason: "Unknown", Message: "the container's shim is gone", FinishedAt: time.Now()}
+	st := exitStatus{ExitCode: 137, Reason: "Unknown", Message: "the container's conmon is gone", FinishedAt: time.Now()}
 	if err := writeJSON(filepath.Join(r.cfg.containerDir(id), exitFile), st); err != nil {
 		return fmt.Errorf("container %q: %w", id, err)
 	}
-	r.logger.Warn("container lost its shim", "id", id)
+	r.logger.Warn("container lost its conmon", "id", id)
 	return nil
 }
 
-// waitExit polls for the shim's exit record until timeout.
+// waitExit polls for the container's exit until timeout.
 func (r *Runtime) waitExit(ctx context.Context, id string, timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	for {
@@ -362,30 +313,6 @@ func (r *Runtime) waitExit(ctx context.Context, id string, timeout time.Duration
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
-}
-
-func (r *Runtime) exitStatus(id string) (exitStatus, bool) {
-	var st exitStatus
-	err := readJSON(filepath.Join(r.cfg.containerDir(id), exitFile), &st)
-	return st, err == nil
-}
-
-// shimAlive reports whether the container's shim process still runs.
-func (r *Runtime) shimAlive(id string) bool {
-	data, err := os.ReadFile(filepath.Join(r.cfg.containerDir(id), shimPIDFile))
-	if err != nil {
-		return false
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil || pid <= 0 {
-		return false
-	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return false
-	}
-	// Zombies have an empty command line: the shim has exited.
-	return strings.Contains(string(cmdline), r.cfg.containerDir(id))
 }
 
 // RemoveContainer kills the container if it still runs, deletes it from
@@ -433,8 +360,8 @@ func (r *Runtime) removeContainerFiles(ctx context.Context, id string) error {
 }
 
 // ListContainers reports every container recorded under Root with its
-// current state: Exited once the shim recorded the exit, else what runc
-// says.
+// current state: Exited once conmon wrote the exit code, else Created or
+// Running while conmon lives, Unknown when it is gone.
 func (r *Runtime) ListContainers(ctx context.Context) ([]cri.Container, error) {
 	entries, err := os.ReadDir(r.cfg.containersDir())
 	if err != nil {
@@ -462,11 +389,11 @@ func (r *Runtime) status(_ context.Context, c *containerState) cri.Container {
 		out.ExitCode, out.Reason, out.Message, out.FinishedAt = st.ExitCode, st.Reason, st.Message, st.FinishedAt
 		return out
 	}
-	// No runc process per container and call: the relist asks every
-	// second. While the shim lives it waits on the container, so the
-	// container is Created until started and Running after; a dead shim
-	// without an exit record is Unknown.
-	if r.shimAlive(c.ID) {
+	// No process per container and call: the relist asks every second.
+	// While conmon lives it waits on the container, so the container is
+	// Created until started and Running after; a dead conmon without an
+	// exit code is Unknown.
+	if r.conmonAlive(c.ID) {
 		out.State = cri.ContainerCreated
 		if !c.StartedAt.IsZero() {
 			out.State = cri.ContainerRunning
@@ -476,7 +403,9 @@ func (r *Runtime) status(_ context.Context, c *containerState) cri.Container {
 }
 
 // Exec runs cmd in a running container with `runc exec` and returns its
-// exit code. It is the plain seam kubectl exec will grow from.
+// exit code. With tty, runc gives the process a terminal of its own and
+// copies it to and from stdin and stdout; when stdin is a terminal (the
+// slave of the kubelet's pty), its size follows that terminal's.
 func (r *Runtime) Exec(ctx context.Context, containerID string, cmd []string, stdin io.Reader, stdout, stderr io.Writer, tty bool) (int, error) {
 	if !validID(containerID) || len(cmd) == 0 {
 		return -1, fmt.Errorf("exec in container %q: bad arguments", containerID)
@@ -488,6 +417,12 @@ func (r *Runtime) Exec(ctx context.Context, containerID string, cmd []string, st
 	args = append(append(args, containerID), cmd...)
 	c := exec.CommandContext(ctx, r.cfg.RuncPath, args...)
 	c.Stdin, c.Stdout, c.Stderr = stdin, stdout, stderr
+	if f, ok := stdin.(*os.File); ok && tty && isTerminal(f) {
+		// The terminal becomes runc's controlling terminal, so resizing
+		// its master sends runc SIGWINCH and runc resizes the
+		// container's console.
+		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	}
 	err := c.Run()
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
@@ -497,4 +432,10 @@ func (r *Runtime) Exec(ctx context.Context, containerID string, cmd []string, st
 		return -1, fmt.Errorf("exec in container %q: %w", containerID, err)
 	}
 	return 0, nil
+}
+
+// isTerminal reports whether f is a terminal.
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }

@@ -1,151 +1,129 @@
 package runc
 
 import (
-	"bufio"
-	"errors"
-	"io"
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
-	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-// maxLogLine is the longest log line written whole; longer lines are
-// split into partial ("P") entries, as containerd does at 16 KiB.
-const maxLogLine = 16 * 1024
-
-// criLogLine formats one entry of the CRI log format kubelet reads:
-// "<RFC3339Nano UTC> <stream> <F|P> <content>\n".
-func criLogLine(ts time.Time, stream string, partial bool, content []byte) []byte {
-	tag := "F"
-	if partial {
-		tag = "P"
-	}
-	b := make([]byte, 0, len(content)+64)
-	b = ts.UTC().AppendFormat(b, time.RFC3339Nano)
-	b = append(b, ' ')
-	b = append(b, stream...)
-	b = append(b, ' ')
-	b = append(b, tag...)
-	b = append(b, ' ')
-	b = append(b, content...)
-	return append(b, '\n')
-}
-
-// logWriter writes a container's streams to one CRI log file; each entry
-// is written with a single Write under a lock, so stdout and stderr lines
-// never interleave within a line.
-type logWriter struct {
-	mu  sync.Mutex
-	w   io.Writer
-	now func() time.Time
-}
-
-// copy reads r until EOF and writes its lines tagged with stream. A
-// trailing line without a newline is written as a full line at EOF.
-func (l *logWriter) copy(r io.Reader, stream string) error {
-	br := bufio.NewReaderSize(r, maxLogLine)
-	for {
-		data, err := br.ReadSlice('\n')
-		if len(data) > 0 {
-			partial := errors.Is(err, bufio.ErrBufferFull)
-			content := data
-			if !partial && content[len(content)-1] == '\n' {
-				content = content[:len(content)-1]
-			}
-			line := criLogLine(l.now(), stream, partial, content)
-			l.mu.Lock()
-			_, werr := l.w.Write(line)
-			l.mu.Unlock()
-			if werr != nil {
-				return werr
-			}
-		}
-		switch {
-		case err == nil, errors.Is(err, bufio.ErrBufferFull):
-		case errors.Is(err, io.EOF):
-			return nil
-		default:
-			return err
-		}
-	}
-}
-
-// Container log rotation, as upstream's kubelet does it by default
-// (containerLogMaxSize 10Mi, containerLogMaxFiles 5): the shim writes the
-// current file and, when it would grow past the size, renames it to
-// "<path>.<timestamp>" and starts a new one, keeping the newest rotated
-// files. `kubectl logs` reads the current file.
+// Container log rotation, as upstream's kubelet container log manager
+// does it by default (containerLogMaxSize 10Mi, containerLogMaxFiles 5):
+// conmon writes the current file; Run checks the sizes every 10 s, renames
+// a file that grew past the size to "<path>.<UTC timestamp>", tells conmon
+// through its control fifo to reopen its log (which creates a new current
+// file), and keeps the newest LogMaxFiles-1 rotated files. `kubectl logs`
+// reads the current file.
 const (
-	logMaxSize  = 10 << 20
-	logMaxFiles = 5
+	logMaxSize        = 10 << 20
+	logMaxFiles       = 5
+	logRotateInterval = 10 * time.Second
+	// rotatedTimeFormat sorts rotated files by time.
+	rotatedTimeFormat = "20060102-150405.000000000"
+	// reopenLogMessage is conmon's control message "reopen the log
+	// files": type 2, with the (unused) height and width of a resize.
+	reopenLogMessage = "2 0 0\n"
 )
 
-// rotatingFile is an append-only log file that rotates itself.
-type rotatingFile struct {
-	path     string
-	maxSize  int64
-	maxFiles int
-	now      func() time.Time
-	f        *os.File
-	size     int64
+// rotatedLogName is the name a log at path is renamed to when rotated at
+// now.
+func rotatedLogName(path string, now time.Time) string {
+	return path + "." + now.UTC().Format(rotatedTimeFormat)
 }
 
-// openRotating opens (appends to) the log file at path.
-func openRotating(path string, maxSize int64, maxFiles int, now func() time.Time) (*rotatingFile, error) {
-	r := &rotatingFile{path: path, maxSize: maxSize, maxFiles: maxFiles, now: now}
-	if err := r.open(); err != nil {
-		return nil, err
+// logsToDrop returns the oldest of the rotated files beyond the maxFiles-1
+// that are kept beside the current file.
+func logsToDrop(rotated []string, maxFiles int) []string {
+	old := append([]string(nil), rotated...)
+	sort.Strings(old) // the timestamps sort by time
+	keep := max(maxFiles-1, 0)
+	if len(old) <= keep {
+		return nil
 	}
-	return r, nil
+	return old[:len(old)-keep]
 }
 
-func (r *rotatingFile) open() error {
-	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+// Run rotates the containers' logs until ctx ends. The node agent runs it
+// once per Runtime.
+func (r *Runtime) Run(ctx context.Context) {
+	t := time.NewTicker(r.cfg.LogRotateInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.rotateLogs(ctx)
+		}
+	}
+}
+
+// rotateLogs makes one pass over the containers: one stat of each log,
+// and a rotation of those past the size whose conmon still writes them.
+func (r *Runtime) rotateLogs(ctx context.Context) {
+	entries, err := os.ReadDir(r.cfg.containersDir())
 	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if ctx.Err() != nil {
+			return
+		}
+		c, err := r.loadContainer(e.Name())
+		if err != nil || c.LogPath == "" {
+			continue
+		}
+		fi, err := os.Stat(c.LogPath)
+		if err != nil || fi.Size() < r.cfg.LogMaxSize || !r.conmonAlive(c.ID) {
+			continue
+		}
+		if err := r.rotateLog(c.ID, c.LogPath); err != nil {
+			r.logger.Warn("rotate container log", "pod", c.Namespace+"/"+c.PodName, "container", c.Name, "id", c.ID, "err", err)
+		}
+	}
+}
+
+// rotateLog renames the container's current log aside, has conmon reopen
+// it, and drops the oldest rotated files.
+func (r *Runtime) rotateLog(id, path string) error {
+	rotated := rotatedLogName(path, time.Now())
+	if err := os.Rename(path, rotated); err != nil {
 		return err
 	}
-	st, err := f.Stat()
-	if err != nil {
-		_ = f.Close()
+	if err := r.reopenLog(id); err != nil {
+		// conmon still writes the renamed file; put it back so that
+		// `kubectl logs` keeps following it.
+		_ = os.Rename(rotated, path)
 		return err
 	}
-	r.f, r.size = f, st.Size()
+	old, _ := filepath.Glob(path + ".*")
+	for _, f := range logsToDrop(old, r.cfg.LogMaxFiles) {
+		_ = os.Remove(f)
+	}
 	return nil
 }
 
-// Write appends p, rotating first when p would take the file past its
-// size. Callers write whole entries, so entries are never split.
-func (r *rotatingFile) Write(p []byte) (int, error) {
-	if r.size > 0 && r.size+int64(len(p)) > r.maxSize {
-		if err := r.rotate(); err != nil {
-			return 0, err
-		}
-	}
-	n, err := r.f.Write(p)
-	r.size += int64(n)
-	return n, err
+// reopenLog asks the container's conmon to reopen its log file. The
+// write never blocks: without a reader (conmon gone) opening the fifo
+// fails with ENXIO.
+func (r *Runtime) reopenLog(id string) error {
+	return writeCtl(r.cfg.containerDir(id), reopenLogMessage)
 }
 
-// rotate renames the current file aside, drops the oldest rotated ones
-// beyond maxFiles-1, and opens a new current file.
-func (r *rotatingFile) rotate() error {
-	if err := r.f.Close(); err != nil {
-		return err
+// writeCtl writes one message to the conmon control fifo in dir.
+func writeCtl(dir, msg string) error {
+	fd, err := unix.Open(filepath.Join(dir, ctlFifo), unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("conmon control fifo: %w", err)
 	}
-	rotated := r.path + "." + r.now().UTC().Format("20060102-150405.000000000")
-	if err := os.Rename(r.path, rotated); err != nil {
-		return err
+	f := os.NewFile(uintptr(fd), ctlFifo)
+	defer f.Close()
+	if _, err := f.WriteString(msg); err != nil {
+		return fmt.Errorf("conmon control fifo: %w", err)
 	}
-	old, _ := filepath.Glob(r.path + ".*")
-	sort.Strings(old) // timestamps sort by time
-	for len(old) > r.maxFiles-1 {
-		_ = os.Remove(old[0])
-		old = old[1:]
-	}
-	return r.open()
+	return nil
 }
-
-// Close closes the current file.
-func (r *rotatingFile) Close() error { return r.f.Close() }

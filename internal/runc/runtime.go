@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/skiff-sh/skiff/internal/cri"
 )
@@ -71,10 +72,21 @@ type Config struct {
 	Images    Images
 	// Network may be nil: sandboxes then have only a loopback interface.
 	Network Network
-	// ShimCommand starts this binary's shim; the runtime appends
-	// "run <dir>" or "pause". E.g. {"/proc/self/exe", "shim"}.
-	ShimCommand []string
-	Logger      *slog.Logger
+	// ConmonPath is the conmon binary that supervises each container;
+	// default "conmon" from PATH.
+	ConmonPath string
+	// CatatonitPath is the catatonit binary run in pause mode as PID 1 of
+	// pods that share a PID namespace; default "catatonit" from PATH.
+	CatatonitPath string
+	// LogMaxSize and LogMaxFiles bound each container's log, as the
+	// kubelet's containerLogMaxSize and containerLogMaxFiles; defaults
+	// 10 MiB and 5 files.
+	LogMaxSize  int64
+	LogMaxFiles int
+	// LogRotateInterval is how often Run checks the logs' sizes; default
+	// 10 s.
+	LogRotateInterval time.Duration
+	Logger            *slog.Logger
 }
 
 // Runtime runs pods' containers with runc. The zero value is not usable;
@@ -86,6 +98,8 @@ type Runtime struct {
 	// mu serialises changes to state files; it is never held while
 	// waiting for a container.
 	mu sync.Mutex
+	// collectMu serialises collecting exits (see exitStatus).
+	collectMu sync.Mutex
 }
 
 var _ cri.Runtime = (*Runtime)(nil)
@@ -96,14 +110,26 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.Root == "" || cfg.RunDir == "" {
 		return nil, errors.New("runc runtime: root and run dir are required")
 	}
-	if len(cfg.ShimCommand) == 0 {
-		return nil, errors.New("runc runtime: shim command is required")
-	}
 	if cfg.Images == nil {
 		return nil, errors.New("runc runtime: image source is required")
 	}
 	if cfg.RuncPath == "" {
 		cfg.RuncPath = "runc"
+	}
+	if cfg.ConmonPath == "" {
+		cfg.ConmonPath = "conmon"
+	}
+	if cfg.CatatonitPath == "" {
+		cfg.CatatonitPath = "catatonit"
+	}
+	if cfg.LogMaxSize <= 0 {
+		cfg.LogMaxSize = logMaxSize
+	}
+	if cfg.LogMaxFiles <= 0 {
+		cfg.LogMaxFiles = logMaxFiles
+	}
+	if cfg.LogRotateInterval <= 0 {
+		cfg.LogRotateInterval = logRotateInterval
 	}
 	if cfg.ClusterDomain == "" {
 		cfg.ClusterDomain = "cluster.local"
@@ -117,11 +143,13 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	p, err := exec.LookPath(cfg.RuncPath)
-	if err != nil {
-		return nil, fmt.Errorf("runc runtime: %w", err)
+	for _, bin := range []*string{&cfg.RuncPath, &cfg.ConmonPath, &cfg.CatatonitPath} {
+		p, err := exec.LookPath(*bin)
+		if err != nil {
+			return nil, fmt.Errorf("runc runtime: %w", err)
+		}
+		*bin = p
 	}
-	cfg.RuncPath = p
 	for _, d := range []string{cfg.sandboxesDir(), cfg.containersDir(), cfg.runcRoot(), cfg.nsDir()} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
 			return nil, fmt.Errorf("runc runtime: %w", err)

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,16 +24,9 @@ import (
 	"github.com/skiff-sh/skiff/internal/cri"
 )
 
-// TestMain lets the test binary be its own shim: the runtime re-executes
-// it as "<test binary> shim run <dir>" or "... shim pause".
+// TestMain lets the test binary play a skiff process that starts a pod
+// and exits ("<test binary> start-and-exit").
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "shim" {
-		if err := ShimMain(os.Args[2:]); err != nil {
-			fmt.Fprintln(os.Stderr, "shim:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
 	if len(os.Args) > 1 && os.Args[1] == "start-and-exit" {
 		if err := startAndExit(os.Stdin, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "start-and-exit:", err)
@@ -46,7 +40,6 @@ func TestMain(m *testing.M) {
 // helperRequest is what a test sends the "start-and-exit" helper process.
 type helperRequest struct {
 	Root, RunDir, CgroupRoot string
-	Shim                     []string
 	Image                    Rootfs
 }
 
@@ -57,7 +50,7 @@ func startAndExit(in io.Reader, out io.Writer) error {
 	if err := json.NewDecoder(in).Decode(&req); err != nil {
 		return err
 	}
-	r, err := New(Config{Root: req.Root, RunDir: req.RunDir, CgroupRoot: req.CgroupRoot, ShimCommand: req.Shim, Images: fakeImages{req.Image}})
+	r, err := New(Config{Root: req.Root, RunDir: req.RunDir, CgroupRoot: req.CgroupRoot, Images: fakeImages{req.Image}})
 	if err != nil {
 		return err
 	}
@@ -97,9 +90,15 @@ func requireRuntime(t *testing.T) {
 	case os.Geteuid() != 0:
 		missing = "root"
 	default:
-		if _, err := exec.LookPath("runc"); err != nil {
-			missing = "runc"
-		} else if _, err := os.Stat("/bin/busybox"); err != nil {
+		for _, bin := range []string{"runc", "conmon", "catatonit"} {
+			if _, err := exec.LookPath(bin); err != nil {
+				missing = bin
+			}
+		}
+		if missing != "" {
+			break
+		}
+		if _, err := os.Stat("/bin/busybox"); err != nil {
 			missing = "/bin/busybox"
 		}
 	}
@@ -133,7 +132,7 @@ func busyboxImage(t *testing.T) Rootfs {
 	if err := os.WriteFile(filepath.Join(lower, "bin", "busybox"), data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, applet := range []string{"sh", "sleep", "cat", "echo", "id", "hostname", "ls", "env", "pwd", "tail", "readlink", "ps", "trap", "nc", "ip", "head", "true"} {
+	for _, applet := range []string{"sh", "sleep", "cat", "echo", "id", "hostname", "ls", "env", "pwd", "tail", "readlink", "ps", "trap", "nc", "ip", "head", "true", "stty", "seq"} {
 		if err := os.Symlink("busybox", filepath.Join(lower, "bin", applet)); err != nil {
 			t.Fatal(err)
 		}
@@ -173,20 +172,11 @@ func newTestEnv(t *testing.T) *testEnv {
 	dir := t.TempDir()
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	shim := []string{exe, "shim"}
-	if bin := os.Getenv("SKIFF_TEST_SHIM_BINARY"); bin != "" {
-		shim[0] = bin // a built skiff binary: exercises its hidden shim command
-	}
 	cfg := Config{
 		Root:        filepath.Join(dir, "root"),
 		RunDir:      filepath.Join(dir, "run"),
 		CgroupRoot:  "skiff-test-" + hex.EncodeToString(suffix),
 		Images:      fakeImages{busyboxImage(t)},
-		ShimCommand: shim,
 		Logger:      slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	r, err := New(cfg)
@@ -278,15 +268,17 @@ func (e *testEnv) waitState(t *testing.T, id string, state cri.ContainerState, t
 			return c
 		}
 		if time.Now().After(deadline) {
-			data, _ := os.ReadFile(filepath.Join(e.cfg.containerDir(id), shimLogFile))
-			t.Fatalf("container %s: state %s after %s, want %s; log:\n%s\nshim log:\n%s", id, c.State, timeout, state, readLog(t, c.LogPath), data)
+			data, _ := os.ReadFile(filepath.Join(e.cfg.containerDir(id), conmonLogFile))
+			t.Fatalf("container %s: state %s after %s, want %s; log:\n%s\nconmon log:\n%s", id, c.State, timeout, state, readLog(t, c.LogPath), data)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
 // readLog returns the container's log messages, one per line, after
-// checking every entry is in the CRI format.
+// checking every entry is in the CRI format. Partial ("P") entries are
+// joined with the rest of their line, as the kubelet reads them; a line
+// still partial at the end stays a "P" entry.
 func readLog(t *testing.T, path string) string {
 	t.Helper()
 	data, err := os.ReadFile(path)
@@ -294,6 +286,8 @@ func readLog(t *testing.T, path string) string {
 		return fmt.Sprintf("(no log: %v)", err)
 	}
 	var out strings.Builder
+	pending := map[string]string{}
+	var order []string
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
 		parts := strings.SplitN(sc.Text(), " ", 4)
@@ -304,7 +298,22 @@ func readLog(t *testing.T, path string) string {
 		if _, err := time.Parse(time.RFC3339Nano, parts[0]); err != nil {
 			t.Errorf("log line %q: %v", sc.Text(), err)
 		}
-		fmt.Fprintf(&out, "%s %s %s\n", parts[1], parts[2], parts[3])
+		stream := parts[1]
+		if parts[2] == "P" {
+			if _, ok := pending[stream]; !ok {
+				order = append(order, stream)
+			}
+			pending[stream] += parts[3]
+			continue
+		}
+		fmt.Fprintf(&out, "%s %s %s\n", stream, parts[2], pending[stream]+parts[3])
+		if _, ok := pending[stream]; ok {
+			delete(pending, stream)
+			order = slices.DeleteFunc(order, func(s string) bool { return s == stream })
+		}
+	}
+	for _, stream := range order {
+		fmt.Fprintf(&out, "%s P %s\n", stream, pending[stream])
 	}
 	return out.String()
 }
@@ -339,7 +348,8 @@ func TestRunContainerLogAndExitCode(t *testing.T) {
 		t.Errorf("got startedAt %v finishedAt %v, want started then finished", c.StartedAt, c.FinishedAt)
 	}
 	log := readLog(t, c.LogPath)
-	for _, want := range []string{"stdout F hello\n", "stderr F oops\n", "stdout F partial\n"} {
+	// conmon writes output without a final newline as a partial entry.
+	for _, want := range []string{"stdout F hello\n", "stderr F oops\n", "stdout P partial\n"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log: got\n%s\nwant %q", log, want)
 		}
@@ -639,7 +649,7 @@ func TestContainerOutlivesProcess(t *testing.T) {
 	}
 	req, err := json.Marshal(helperRequest{
 		Root: e.cfg.Root, RunDir: e.cfg.RunDir, CgroupRoot: e.cfg.CgroupRoot,
-		Shim: e.cfg.ShimCommand, Image: e.cfg.Images.(fakeImages).rootfs,
+		Image: e.cfg.Images.(fakeImages).rootfs,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -669,18 +679,18 @@ func TestContainerOutlivesProcess(t *testing.T) {
 	if err != nil || len(sbs) != 1 || sbs[0].Attempt != 3 || sbs[0].State != cri.SandboxReady {
 		t.Errorf("adopted sandboxes: got %+v, %v", sbs, err)
 	}
-	// The shim is in its own session, no longer our descendant.
-	pid, err := os.ReadFile(filepath.Join(e.cfg.containerDir(id), shimPIDFile))
+	// conmon is in its own session, no longer our descendant.
+	pid, err := os.ReadFile(filepath.Join(e.cfg.containerDir(id), conmonPIDFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	stat, err := os.ReadFile("/proc/" + string(pid) + "/stat")
 	if err != nil {
-		t.Fatalf("shim %s not running: %v", pid, err)
+		t.Fatalf("conmon %s not running: %v", pid, err)
 	}
 	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
 	if fields[3] != string(pid) { // session ID
-		t.Errorf("shim session: got %s, want its own (%s)", fields[3], pid)
+		t.Errorf("conmon session: got %s, want its own (%s)", fields[3], pid)
 	}
 	if err := e.r.StopContainer(ctx, id, 5*time.Second); err != nil {
 		t.Fatal(err)
@@ -689,7 +699,7 @@ func TestContainerOutlivesProcess(t *testing.T) {
 	if c.State != cri.ContainerExited || c.ExitCode != 7 {
 		t.Errorf("after stop: got %s exit %d, want Exited 7 (its TERM trap)", c.State, c.ExitCode)
 	}
-	// The shim kept logging after the process that started it exited.
+	// conmon kept logging after the process that started it exited.
 	if log, want := readLog(t, c.LogPath), logBefore+"stdout F bye\n"; log != want {
 		t.Errorf("log: got %q, want %q", log, want)
 	}
@@ -879,14 +889,14 @@ func TestThrowawayThreadKeepsProcessNamespaces(t *testing.T) {
 	}
 }
 
-// TestLostShim kills a running container's shim: the container is then
-// stopped by runc directly and reported Exited with an unknown reason.
-func TestLostShim(t *testing.T) {
+// TestLostConmon kills a running container's conmon: the container is
+// then stopped by runc directly and reported Exited with an unknown reason.
+func TestLostConmon(t *testing.T) {
 	e := newTestEnv(t)
 	sb := e.sandbox(t, cri.SandboxConfig{Hostname: "lost"})
 	id := e.run(t, sb, cri.ContainerConfig{Name: "app", Command: []string{"/bin/sleep", "3600"}})
 	e.waitState(t, id, cri.ContainerRunning, 10*time.Second)
-	shimPID, err := os.ReadFile(filepath.Join(e.cfg.containerDir(id), shimPIDFile))
+	conmonPID, err := os.ReadFile(filepath.Join(e.cfg.containerDir(id), conmonPIDFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -895,14 +905,14 @@ func TestLostShim(t *testing.T) {
 		t.Fatal(err)
 	}
 	var pid int
-	fmt.Sscan(string(shimPID), &pid)
+	fmt.Sscan(string(conmonPID), &pid)
 	if err := unix.Kill(pid, unix.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for e.r.shimAlive(id) {
+	for e.r.conmonAlive(id) {
 		if time.Now().After(deadline) {
-			t.Fatal("shim still alive after SIGKILL")
+			t.Fatal("conmon still alive after SIGKILL")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

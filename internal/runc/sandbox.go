@@ -171,11 +171,10 @@ func (r *Runtime) writeEtcFiles(cfg cri.SandboxConfig, s *sandboxState) error {
 	return nil
 }
 
-// startPause starts the pod's pause process in a new PID namespace, in
-// its own session so it outlives this process.
+// startPause starts the pod's pause process, `catatonit -P`, as PID 1 of a
+// new PID namespace, in its own session so it outlives this process.
 func (r *Runtime) startPause(sandboxID string) (int, error) {
-	args := append(append([]string{}, r.cfg.ShimCommand[1:]...), "pause")
-	cmd := exec.Command(r.cfg.ShimCommand[0], args...)
+	cmd := exec.Command(r.cfg.CatatonitPath, "-P")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Cloneflags: syscall.CLONE_NEWPID}
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("start pause process: %w", err)
@@ -195,8 +194,14 @@ func pauseAlive(pid int) bool {
 	if err != nil {
 		return false
 	}
+	return isPauseCmdline(cmdline)
+}
+
+// isPauseCmdline reports whether a /proc/<pid>/cmdline is catatonit's in
+// pause mode.
+func isPauseCmdline(cmdline []byte) bool {
 	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
-	return len(args) > 0 && args[len(args)-1] == "pause"
+	return len(args) == 2 && filepath.Base(args[0]) == "catatonit" && args[1] == "-P"
 }
 
 func killPause(pid int) {

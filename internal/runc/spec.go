@@ -114,7 +114,7 @@ func Spec(in SpecInput) (*specs.Spec, error) {
 	s := &specs.Spec{
 		Version: specs.Version,
 		Process: &specs.Process{
-			Terminal:        false, // TTY attach comes with the streaming server
+			Terminal:        cfg.TTY, // conmon owns the console (runc's console socket)
 			User:            user,
 			Args:            args,
 			Env:             environment(in.Image.Env, in.Hostname, cfg.Env),

@@ -1,12 +1,9 @@
 package runc
 
 import (
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -453,37 +450,6 @@ func TestResolvConf(t *testing.T) {
 	}
 }
 
-func TestCRILogLine(t *testing.T) {
-	ts := time.Date(2016, 10, 6, 0, 17, 9, 669794202, time.UTC)
-	if got, want := string(criLogLine(ts, "stdout", false, []byte("hello"))), "2016-10-06T00:17:09.669794202Z stdout F hello\n"; got != want {
-		t.Errorf("got %q, want %q", got, want)
-	}
-	if got, want := string(criLogLine(ts, "stderr", true, []byte("pa"))), "2016-10-06T00:17:09.669794202Z stderr P pa\n"; got != want {
-		t.Errorf("got %q, want %q", got, want)
-	}
-}
-
-func TestLogWriterCopy(t *testing.T) {
-	var b strings.Builder
-	ts := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
-	lw := &logWriter{w: &b, now: func() time.Time { return ts }}
-	long := strings.Repeat("x", maxLogLine+10)
-	if err := lw.copy(strings.NewReader("one\ntwo\n"+long+"\ntail"), "stdout"); err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
-	prefix := "2024-01-02T03:04:05Z stdout "
-	want := []string{prefix + "F one", prefix + "F two", prefix + "P " + long[:maxLogLine], prefix + "F " + long[maxLogLine:], prefix + "F tail"}
-	if len(lines) != len(want) {
-		t.Fatalf("got %d lines, want %d: %q", len(lines), len(want), lines)
-	}
-	for i := range want {
-		if lines[i] != want[i] {
-			t.Errorf("line %d: got %.80q, want %.80q", i, lines[i], want[i])
-		}
-	}
-}
-
 func TestHelpers(t *testing.T) {
 	if got := parseRuncVersion("runc version 1.1.5+ds1\ncommit: x\n"); got != "1.1.5" {
 		t.Errorf("runc version: got %q, want 1.1.5", got)
@@ -505,45 +471,3 @@ func TestHelpers(t *testing.T) {
 	}
 }
 
-func TestRotatingFile(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "0.log")
-	tick := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
-	now := func() time.Time { tick = tick.Add(time.Second); return tick }
-	r, err := openRotating(path, 100, 3, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	line := []byte(strings.Repeat("x", 39) + "\n") // 40 bytes: two entries a file
-	for i := range 9 {
-		if _, err := r.Write(line); err != nil {
-			t.Fatalf("write %d: %v", i, err)
-		}
-	}
-	if err := r.Close(); err != nil {
-		t.Fatal(err)
-	}
-	rotated, _ := filepath.Glob(path + ".*")
-	if len(rotated) != 2 {
-		t.Errorf("rotated files: got %v, want the newest 2 (3 files in all)", rotated)
-	}
-	cur, err := os.ReadFile(path)
-	if err != nil || len(cur) != 40 {
-		t.Errorf("current file: got %d bytes %v, want the last entry (40 bytes)", len(cur), err)
-	}
-	for _, f := range rotated {
-		if b, _ := os.ReadFile(f); len(b) != 80 {
-			t.Errorf("rotated %s: got %d bytes, want two whole entries", f, len(b))
-		}
-	}
-	// Reopening appends to the current file.
-	r, err = openRotating(path, 100, 3, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = r.Write(line)
-	_ = r.Close()
-	if cur, _ := os.ReadFile(path); len(cur) != 80 {
-		t.Errorf("after reopening: got %d bytes, want 80", len(cur))
-	}
-}
