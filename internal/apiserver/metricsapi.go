@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -189,6 +190,11 @@ func podMetrics(pod *corev1.Pod, sum *kubeletSummary, now time.Time) (metricsv1b
 type metricsSource struct {
 	client *http.Client // nil: the server has no kubelet client certificate
 	now    func() time.Time
+	// wait bounds how long a request waits for scrapes
+	// (metricsScrapeTimeout).
+	wait time.Duration
+	// sem bounds the scrapes running at once.
+	sem chan struct{}
 
 	mu    sync.Mutex
 	nodes map[string]*nodeScrape
@@ -204,7 +210,8 @@ type nodeScrape struct {
 }
 
 func newMetricsSource(kubeletTLS *tls.Config) *metricsSource {
-	m := &metricsSource{now: time.Now, nodes: map[string]*nodeScrape{}}
+	m := &metricsSource{now: time.Now, wait: metricsScrapeTimeout, nodes: map[string]*nodeScrape{},
+		sem: make(chan struct{}, metricsScrapeConcurrency)}
 	if kubeletTLS == nil {
 		return m
 	}
@@ -228,33 +235,44 @@ func newMetricsSource(kubeletTLS *tls.Config) *metricsSource {
 	return m
 }
 
-// summaries returns the summary of each node that answered, scraping at
-// most metricsScrapeConcurrency nodes at once.
+// summaries returns the summary of each node that answered within the
+// wait. Scrapes run apart from the request, at most
+// metricsScrapeConcurrency at once across all requests, so one that
+// outlives the wait (or the client) still fills the cache for the next.
 func (m *metricsSource) summaries(ctx context.Context, nodes []*corev1.Node) map[string]*kubeletSummary {
-	out := make(map[string]*kubeletSummary, len(nodes))
 	var mu sync.Mutex
+	out := make(map[string]*kubeletSummary, len(nodes))
+	done := make(chan struct{})
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, metricsScrapeConcurrency)
+	scrapeCtx := context.WithoutCancel(ctx)
 	for _, n := range nodes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			defer func() { <-sem }()
-			if sum, err := m.summary(ctx, n); err == nil {
+			m.sem <- struct{}{}
+			defer func() { <-m.sem }()
+			if sum, err := m.summary(scrapeCtx, n); err == nil {
 				mu.Lock()
 				out[n.Name] = sum
 				mu.Unlock()
 			}
 		}()
 	}
-	wg.Wait()
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	wait := time.NewTimer(m.wait)
+	defer wait.Stop()
+	select {
+	case <-done:
+	case <-wait.C:
+	case <-ctx.Done():
+	}
 	m.prune(nodes)
-	return out
+	mu.Lock()
+	defer mu.Unlock()
+	return maps.Clone(out)
 }
 
 // summary returns the node's summary, scraping it when the last scrape
@@ -274,9 +292,6 @@ func (m *metricsSource) summary(ctx context.Context, node *corev1.Node) (*kubele
 		return e.sum, e.err
 	}
 	sum, err := m.scrape(ctx, node)
-	if err != nil && ctx.Err() != nil {
-		return nil, err // the client went; do not remember it as the node's fault
-	}
 	e.at, e.sum, e.err = now, sum, err
 	return sum, err
 }

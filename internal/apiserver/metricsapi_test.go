@@ -315,3 +315,39 @@ func TestMetricsOpenAPI(t *testing.T) {
 		}
 	}
 }
+
+func TestMetricsSourceSlowKubelet(t *testing.T) {
+	release := make(chan struct{})
+	var hits atomic.Int32
+	k := newFakeKubelet(t, func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		<-release
+		_, _ = w.Write([]byte(summaryJSON))
+	})
+	src := newMetricsSource(k.clientTLS)
+	src.wait = 200 * time.Millisecond
+	node := fakeKubeletNode(t, "n1", k.url)
+	start := time.Now()
+	if got := src.summaries(t.Context(), []*corev1.Node{node}); len(got) != 0 {
+		t.Errorf("a kubelet slower than the wait: got %d summaries, want none", len(got))
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("a kubelet slower than the wait held the request %v", took)
+	}
+	close(release)
+	// The scrape goes on without the request and fills the cache.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := src.summaries(t.Context(), []*corev1.Node{node})
+		if got["n1"] != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the slow scrape never reached the cache")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("got %d scrapes, want 1 (the later requests use the cached one)", n)
+	}
+}
