@@ -46,6 +46,9 @@ func (c *call) admitCreate(obj runtime.Object) error {
 	switch o := obj.(type) {
 	case *corev1.Pod:
 		admission.DefaultServiceAccount(o)
+		if err := c.admitServiceAccount(o); err != nil {
+			return err
+		}
 		admission.DefaultTolerations(o)
 		admission.DefaultRequestsFromLimits(o)
 		objs, err := c.listStored(schema.GroupResource{Group: "scheduling.k8s.io", Resource: "priorityclasses"}, "")

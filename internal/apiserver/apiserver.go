@@ -60,6 +60,10 @@ type Config struct {
 	// pods/log with 503. Kubelet serving certificates are verified only
 	// when it has RootCAs.
 	KubeletClientTLS *tls.Config
+	// ServiceAccountsOptional admits pods whose service account does not
+	// exist (without the API credentials volume) instead of refusing
+	// them: for servers that run no serviceaccount controller.
+	ServiceAccountsOptional bool
 }
 
 // Server serves the Kubernetes API. Build it with New, mount Handler.
@@ -148,8 +152,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	for i := range all {
 		r := &all[i]
-		if r.Name == "bindings" {
-			// Bindings are a create-only verb on pods; no storage of their own.
+		if r.Name == "bindings" || r.Name == "selfsubjectreviews" {
+			// Bindings are a create-only verb on pods, self-subject reviews
+			// answer with the caller's identity; no storage of their own.
 			continue
 		}
 		sk := storageKey(r)

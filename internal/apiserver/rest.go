@@ -68,6 +68,9 @@ func (c *call) serve() error {
 		info.Subresource = "binding"
 		info.Resource = "pods"
 	}
+	if info.Group == "authentication.k8s.io" && info.Version == "v1" && info.Resource == "selfsubjectreviews" {
+		return c.selfSubjectReview()
+	}
 	ep, err := c.s.endpoint(info)
 	if err != nil {
 		return err

@@ -63,6 +63,8 @@ type volumeManager struct {
 	// nodeAllocatable stands in for a container's unset limits in
 	// downward API resourceFieldRefs, as upstream; nil means none.
 	nodeAllocatable func() corev1.ResourceList
+	// tokens caches the service-account tokens of projected volumes.
+	tokens *tokenManager
 
 	mu sync.Mutex
 	// state holds, per pod and volume, when the contents were last
@@ -87,6 +89,7 @@ func newVolumeManager(client kubernetes.Interface, podsDir string, logger *slog.
 		podsDir: podsDir,
 		log:     logger,
 		clock:   clock.RealClock{},
+		tokens:  newTokenManager(client),
 		state:   map[types.UID]map[string]volumeState{},
 	}
 }
@@ -751,7 +754,7 @@ func (m *volumeManager) projectedPayload(ctx context.Context, pod *corev1.Pod, s
 		case s.DownwardAPI != nil:
 			files, err = downwardAPIPayload(s.DownwardAPI.Items, defaultMode, pod, m.allocatable())
 		case s.ServiceAccountToken != nil:
-			err = errors.New("serviceAccountToken projection is not supported yet")
+			files, err = m.serviceAccountTokenPayload(ctx, pod, s.ServiceAccountToken, defaultMode)
 		default:
 			err = errors.New("projected volume source is not supported yet")
 		}

@@ -660,8 +660,6 @@ func TestProjectedVolumePayload(t *testing.T) {
 		{"missing configmap", []corev1.VolumeProjection{cmSrc("missing", false)}, nil, `configmap "missing" not found`},
 		{"missing secret", []corev1.VolumeProjection{secSrc("nosec")}, nil, `secret "nosec" not found`},
 		{"duplicate path", []corev1.VolumeProjection{cmSrc("cfg", false), cmSrc("cfg", false)}, nil, `duplicate path "conf"`},
-		{"service account token", []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token"}}}, nil,
-			"serviceAccountToken projection is not supported yet"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := m.projectedPayload(context.Background(), pod, &corev1.ProjectedVolumeSource{Sources: tc.sources, DefaultMode: ptr.To[int32](0o440)})

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -239,6 +240,10 @@ func (s *Server) Run(ctx context.Context) error {
 		Version:          version.Info(),
 		Logger:           s.log,
 		TypeConverter:    <-typeConverter,
+
+		// Without the serviceaccount controller no pod's account would
+		// ever exist.
+		ServiceAccountsOptional: slices.Contains(cfg.DisableControllers, "*") || slices.Contains(cfg.DisableControllers, "serviceaccount"),
 	})
 	if err != nil {
 		return err

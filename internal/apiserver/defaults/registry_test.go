@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
@@ -64,6 +65,8 @@ func samples() map[schema.GroupVersionKind]sample {
 		gvk("apps", "v1", "Deployment"):         {&appsv1.Deployment{}, true},
 		gvk("apps", "v1", "ReplicaSet"):         {&appsv1.ReplicaSet{}, true},
 		gvk("apps", "v1", "StatefulSet"):        {&appsv1.StatefulSet{}, true},
+
+		gvk("authentication.k8s.io", "v1", "SelfSubjectReview"): {&authenticationv1.SelfSubjectReview{}, false},
 
 		gvk("autoscaling", "v2", "HorizontalPodAutoscaler"): {&autoscalingv2.HorizontalPodAutoscaler{}, true},
 		gvk("autoscaling", "v1", "HorizontalPodAutoscaler"): {&autoscalingv1.HorizontalPodAutoscaler{}, true},

@@ -124,6 +124,9 @@ func All() []Resource {
 		{Group: "apps", Versions: []string{"v1"}, Name: "statefulsets", SingularName: "statefulset", Kind: "StatefulSet", Namespaced: true, ShortNames: []string{"sts"}, Categories: all, Verbs: fullVerbs,
 			Subresources: []Subresource{scale(), status()}},
 
+		// authentication.k8s.io/v1: reviews are answered, not stored.
+		{Group: "authentication.k8s.io", Versions: []string{"v1"}, Name: "selfsubjectreviews", Kind: "SelfSubjectReview", Verbs: []string{"create"}},
+
 		// autoscaling: v2 is preferred and stored; v1 is served by conversion.
 		{Group: "autoscaling", Versions: []string{"v2", "v1"}, Name: "horizontalpodautoscalers", SingularName: "horizontalpodautoscaler", Kind: "HorizontalPodAutoscaler", Namespaced: true, ShortNames: []string{"hpa"}, Categories: all, Verbs: fullVerbs,
 			Subresources: []Subresource{status()}},

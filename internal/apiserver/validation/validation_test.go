@@ -6,6 +6,7 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/apiserver/registry"
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -60,6 +61,8 @@ func fixtures() map[string]runtime.Object {
 		"policy/Eviction": &policyv1.Eviction{ObjectMeta: objMeta("web")},
 		"autoscaling/Scale": &autoscalingv1.Scale{ObjectMeta: objMeta("web"),
 			Spec: autoscalingv1.ScaleSpec{Replicas: 3}},
+		"authentication.k8s.io/TokenRequest":      &authenticationv1.TokenRequest{ObjectMeta: objMeta("default")},
+		"authentication.k8s.io/SelfSubjectReview": &authenticationv1.SelfSubjectReview{ObjectMeta: clusterMeta("me")},
 		"apps/ControllerRevision": &appsv1.ControllerRevision{ObjectMeta: objMeta("web-1"),
 			Data: runtime.RawExtension{Raw: []byte(`{}`)}, Revision: 1},
 		"apps/DaemonSet":                      newDaemonSet(),
@@ -145,8 +148,8 @@ func TestEveryRegistryKind(t *testing.T) {
 			if errs := ValidateCreate(obj.DeepCopyObject()); len(errs) != 0 {
 				t.Fatalf("got create errors %v, want none", errs)
 			}
-			if key == "policy/Eviction" {
-				return // evictions are not stored, so never updated; no metadata rules apply.
+			if key == "policy/Eviction" || key == "authentication.k8s.io/TokenRequest" || key == "authentication.k8s.io/SelfSubjectReview" {
+				return // evictions and reviews are not stored, so never updated; no metadata rules apply.
 			}
 			if errs := ValidateUpdate(obj.DeepCopyObject(), obj.DeepCopyObject()); len(errs) != 0 {
 				t.Errorf("got update errors %v, want none", errs)
