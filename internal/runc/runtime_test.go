@@ -444,8 +444,8 @@ func TestShareProcessNamespace(t *testing.T) {
 	ps := e.run(t, sb, cri.ContainerConfig{Name: "ps", Command: []string{"/bin/sh", "-c", "ps -o pid,args"}})
 	c := e.waitState(t, ps, cri.ContainerExited, 30*time.Second)
 	log := readLog(t, c.LogPath)
-	if !strings.Contains(log, "sleep 3600") || !strings.Contains(log, "stdout F     1 ") {
-		t.Errorf("ps in a shared PID namespace: got\n%s\nwant the other container's sleep and a PID 1 (pause)", log)
+	if !strings.Contains(log, "sleep 3600") || !strings.Contains(log, "stdout F     1 /usr/bin/catatonit -P") {
+		t.Errorf("ps in a shared PID namespace: got\n%s\nwant the other container's sleep and PID 1 catatonit -P (pause)", log)
 	}
 	if err := e.r.StopContainer(context.Background(), sleeper, time.Second); err != nil {
 		t.Fatal(err)
