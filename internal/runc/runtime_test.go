@@ -173,11 +173,11 @@ func newTestEnv(t *testing.T) *testEnv {
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
 	cfg := Config{
-		Root:        filepath.Join(dir, "root"),
-		RunDir:      filepath.Join(dir, "run"),
-		CgroupRoot:  "skiff-test-" + hex.EncodeToString(suffix),
-		Images:      fakeImages{busyboxImage(t)},
-		Logger:      slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Root:       filepath.Join(dir, "root"),
+		RunDir:     filepath.Join(dir, "run"),
+		CgroupRoot: "skiff-test-" + hex.EncodeToString(suffix),
+		Images:     fakeImages{busyboxImage(t)},
+		Logger:     slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	r, err := New(cfg)
 	if err != nil {

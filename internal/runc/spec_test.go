@@ -470,4 +470,3 @@ func TestHelpers(t *testing.T) {
 		t.Errorf("cgroupsPath: got %q", got)
 	}
 }
-
