@@ -161,6 +161,32 @@ func TestRealTop(t *testing.T) {
 		}
 	})
 
+	t.Run("all namespaces", func(t *testing.T) {
+		out := kubectlOK(t, c, "top", "pods", "-A")
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if strings.Join(strings.Fields(lines[0]), " ") != "NAMESPACE NAME CPU(cores) MEMORY(bytes)" {
+			t.Fatalf("kubectl top pods -A: got header %q, want NAMESPACE NAME CPU(cores) MEMORY(bytes)", lines[0])
+		}
+		found := 0
+		for _, l := range lines[1:] {
+			if f := strings.Fields(l); len(f) == 4 && f[0] == ns && (f[1] == "busy" || f[1] == "idle") {
+				found++
+			}
+		}
+		if found != 2 {
+			t.Errorf("kubectl top pods -A: got %d of %s's pods, want busy and idle:\n%s", found, ns, out)
+		}
+	})
+
+	t.Run("get podmetrics", func(t *testing.T) {
+		// The Table metrics-server answers: name, cpu, memory, window.
+		out := kubectlOK(t, c, "-n", ns, "get", "podmetrics", "busy")
+		header, rows := topRows(out)
+		if strings.Join(header, " ") != "NAME CPU MEMORY WINDOW" || len(rows["busy"]) != 4 || rows["busy"][3] != "10s" {
+			t.Errorf("kubectl get podmetrics busy: got\n%s\nwant NAME CPU MEMORY WINDOW and busy's row with window 10s", out)
+		}
+	})
+
 	t.Run("nodes", func(t *testing.T) {
 		var node string
 		framework.WaitFor(t, topTimeout, func() (bool, string) {
