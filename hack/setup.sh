@@ -22,6 +22,8 @@ packages=(
 	libc6-dev       # cgo: C headers and crt files (only a recommendation of gcc)
 	iproute2        # `ip netns` for the e2e tests' network namespaces
 	runc                        # container runtime for the node agent
+	conmon                      # per-container monitor: runs runc create, writes logs, exit codes, attach
+	catatonit                   # PID 1 (pause mode) of pods that share a PID namespace
 	containernetworking-plugins # CNI plugins for pod networking (/usr/lib/cni)
 	busybox-static              # tiny image contents for test images
 	nftables                    # `nft`: pod masquerade table (internal/cni); service proxy rules later

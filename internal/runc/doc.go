@@ -1,5 +1,6 @@
 // Package runc runs pods' containers with runc, overlayfs, Linux
-// namespaces and cgroups. It implements cri.Runtime; the kubelet drives it.
+// namespaces and cgroups, each container supervised by conmon. It
+// implements cri.Runtime and cri.Attacher; the kubelet drives it.
 //
 // # Sandboxes
 //
@@ -9,35 +10,48 @@
 // CRI-O's pinns does); loopback is brought up in the new network
 // namespace and the hostname is set. Host-network and host-IPC pods use
 // the node's namespaces instead. A pod that shares its process namespace
-// gets a small pause process (the shim binary's "pause" mode) that is
-// PID 1 of a new PID namespace which every container joins. Network.Setup
-// (CNI) attaches the network namespace and returns the pod's IPs; the
-// pod's /etc/hosts, /etc/resolv.conf and /etc/hostname are written into
-// the sandbox directory and bind mounted into every container.
+// gets `catatonit -P` (pause mode), started in its own session as PID 1
+// of a new PID namespace which every container joins. Network.Setup (CNI)
+// attaches the network namespace and returns the pod's IPs; the pod's
+// /etc/hosts, /etc/resolv.conf and /etc/hostname are written into the
+// sandbox directory and bind mounted into every container.
 //
 // # Containers
 //
 // CreateContainer mounts an overlay (image layers below, the container's
 // upper and work directories above) at <Root>/containers/<id>/rootfs,
 // writes the OCI bundle there (config.json, computed by the pure Spec
-// function) and starts a shim: the skiff binary re-executed through
-// Config.ShimCommand in its own session. The shim becomes a child
-// subreaper, runs `runc create` with its own pipes as the container's
-// stdout and stderr, reports readiness on fd 3, and from then on copies
-// both streams into the container's log file in the CRI format
-// ("<RFC3339Nano> stdout F <line>"). StartContainer is `runc start`. When
-// the container's init exits, the shim reaps it, reads the memory cgroup's
-// OOM-kill counter (Reason "OOMKilled"), runs `runc delete` and writes
-// exit.json atomically.
+// function) and starts conmon, as CRI-O does. No Go code runs per
+// container: conmon (a small C program) daemonizes into its own session,
+// runs `runc create` (runc's console socket for TTY containers), reports
+// the container's PID or runc's failure on its sync pipe, writes the
+// container's output to its log in the CRI format ("<RFC3339Nano> stdout
+// F <line>", P for a piece of a line), serves attach clients on a
+// SOCK_SEQPACKET socket in the bundle, and when the container exits
+// writes the exit code (128+signal when killed) to a file named by the
+// container's ID in the bundle, and a file "oom" when the memory cgroup
+// saw an OOM kill. StartContainer is `runc start`.
+//
+// The runtime collects an exit the first time it looks at a container
+// whose exit code is written: OOMKilled when conmon's marker exists or the
+// memory cgroup's OOM-kill counter is non-zero (read before the cgroup
+// goes), `runc delete`, and exit.json written atomically with the exit
+// file's time as FinishedAt.
+//
+// Logs rotate as upstream's kubelet container log manager rotates them:
+// Run checks every 10 s, renames a log past LogMaxSize aside and asks
+// conmon to reopen it through the "ctl" fifo in the bundle, keeping
+// LogMaxFiles files in all.
 //
 // # Restarts
 //
 // Nothing lives only in memory. Sandboxes and containers are JSON records
-// under Root; a container is Exited once its exit.json exists, else
-// Created or Running as `runc state` says. The shims and pause processes
-// are in their own sessions and keep running when the process holding the
-// Runtime exits; a new Runtime over the same Root reports every sandbox
-// and container as it is, without restarting anything.
+// under Root; a container is Exited once its exit code is written, else
+// Created or Running while its conmon lives (its PID file, checked against
+// the process's command line), Unknown without either. conmon and
+// catatonit are in their own sessions and keep running when the process
+// holding the Runtime exits; a new Runtime over the same Root reports
+// every sandbox and container as it is, without restarting anything.
 //
 // # Rules for callers
 //
