@@ -147,6 +147,13 @@ func TestRealServiceAccountToken(t *testing.T) {
 		t.Errorf("configmap kube-root-ca.crt: got %q (%v), want the cluster CA", out, err)
 	}
 
+	// A pod naming an account that does not exist is refused, as upstream.
+	_, stderr, err := c.Kubectl("-n", ns, "run", "nosa", "--image="+c.Image(framework.ImageBusybox), "--restart=Never",
+		`--overrides={"apiVersion":"v1","spec":{"serviceAccountName":"nope"}}`, "--", "sleep", "3600")
+	if want := `pods "nosa" is forbidden: error looking up service account ` + ns + `/nope: serviceaccount "nope" not found`; err == nil || !strings.Contains(stderr, want) {
+		t.Errorf("pod of a missing service account: got %v %q, want %q", err, stderr, want)
+	}
+
 	// The pod's token, alone, authenticates as the pod's service account.
 	podKC := tokenKubeconfig(t, c, "pod-token", token)
 	wantUser := "system:serviceaccount:" + ns + ":default"
