@@ -112,6 +112,7 @@ func TestRealTop(t *testing.T) {
 			if quantity(busy[1]) <= 100 || quantity(busy[2]) <= 0 || quantity(idle[2]) <= 0 {
 				return false, "kubectl top pods: want busy above 100m CPU and both above 0 memory:\n" + out
 			}
+			t.Logf("kubectl top pods:\n%s", out)
 			return true, ""
 		})
 	})
@@ -207,6 +208,7 @@ func TestRealTop(t *testing.T) {
 			if len(r) != 5 || quantity(r[1]) <= 0 || quantity(r[3]) <= 0 || r[2] == "<unknown>" {
 				return false, fmt.Sprintf("kubectl top nodes: want node %s with CPU and memory above 0:\n%s", node, out)
 			}
+			t.Logf("kubectl top nodes:\n%s", out)
 			return true, ""
 		})
 	})
