@@ -221,3 +221,34 @@ func TestRealTop(t *testing.T) {
 		}
 	})
 }
+
+// TestTopSimulatedNodes: simulated nodes serve no summary API; the
+// metrics API reports no metrics for them, promptly, and kubectl top says
+// so instead of hanging.
+func TestTopSimulatedNodes(t *testing.T) {
+	c := suite.NewCluster(t, framework.Options{})
+	startSimNodes(t, c, 2, "topsim")
+
+	start := time.Now()
+	_, stderr, err := c.Kubectl("top", "nodes")
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("kubectl top nodes with simulated nodes: took %v, want an answer well within the 10 s scrape wait", took)
+	}
+	if want := "metrics not available yet"; err == nil || !strings.Contains(stderr, want) {
+		t.Errorf("kubectl top nodes with simulated nodes: got %v, stderr %q, want a failure saying %q", err, stderr, want)
+	}
+
+	out := kubectlOK(t, c, "get", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes")
+	var list struct {
+		Kind  string            `json:"kind"`
+		Items []json.RawMessage `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil || list.Kind != "NodeMetricsList" || len(list.Items) != 0 {
+		t.Errorf("GET metrics.k8s.io nodes: got %s (%v), want an empty NodeMetricsList", out, err)
+	}
+
+	_, stderr, err = c.Kubectl("top", "node", "topsim0")
+	if want := `nodemetrics.metrics.k8s.io "topsim0" not found`; err == nil || !strings.Contains(stderr, want) {
+		t.Errorf("kubectl top node topsim0: got %v, stderr %q, want a failure saying %q", err, stderr, want)
+	}
+}
