@@ -177,6 +177,10 @@ type Kubelet struct {
 	// killed holds, by pod UID, the containers the kubelet killed for a
 	// failed probe or postStart hook (guarded by mu).
 	killed map[types.UID]map[string]bool
+	// startErrs stands in, by pod UID and container name, for containers
+	// the runtime could not create or start (guarded by mu; see
+	// startFailed in pod.go).
+	startErrs map[string]Container
 	// enqueue queues a pod's sync by its "namespace/name" key; the fleet
 	// sets it.
 	enqueue func(key string)

@@ -2,6 +2,8 @@ package kubelet
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -52,7 +54,7 @@ func (k *Kubelet) podRuntimeFor(ctx context.Context, uid types.UID) (podRuntime,
 			cs = append(cs, c)
 		}
 	}
-	rt := newPodRuntime(sb, cs)
+	rt := newPodRuntime(sb, append(cs, k.startFailures(uid, cs)...))
 	rt.Killed = k.killedIn(uid, rt)
 	rt.NotStarted = k.probes.notStarted(uid)
 	return rt, nil
@@ -281,15 +283,25 @@ func (k *Kubelet) apply(ctx context.Context, pod *corev1.Pod, rt podRuntime, a p
 			continue
 		}
 		id, err := k.rt.CreateContainer(ctx, sandboxID, cfg)
+		if err == nil {
+			k.event(pod, spec, corev1.EventTypeNormal, "Created", "Created container: "+s.Name)
+			err = k.rt.StartContainer(ctx, id)
+		}
 		if err != nil {
-			return changed, retry, fmt.Errorf("pod %s/%s: create container %q: %w", pod.Namespace, pod.Name, s.Name, err)
+			if ctx.Err() != nil {
+				return changed, retry, fmt.Errorf("pod %s/%s: start container %q: %w", pod.Namespace, pod.Name, s.Name, err)
+			}
+			k.startFailed(pod, spec, s, sandboxID, err)
+			changed = true
+			if retry == 0 || startFailureRetry < retry {
+				retry = startFailureRetry
+			}
+			if s.Init {
+				break
+			}
+			continue
 		}
 		changed = true
-		k.event(pod, spec, corev1.EventTypeNormal, "Created", "Created container: "+s.Name)
-		if err := k.rt.StartContainer(ctx, id); err != nil {
-			k.event(pod, spec, corev1.EventTypeWarning, "Failed", "Error: "+err.Error())
-			return changed, retry, fmt.Errorf("pod %s/%s: start container %q: %w", pod.Namespace, pod.Name, s.Name, err)
-		}
 		k.event(pod, spec, corev1.EventTypeNormal, "Started", "Started container "+s.Name)
 		if s.Backoff != nil {
 			k.mu.Lock()
@@ -315,6 +327,82 @@ func (k *Kubelet) apply(ctx context.Context, pod *corev1.Pod, rt podRuntime, a p
 		}
 	}
 	return changed, retry, nil
+}
+
+// Upstream's runtime (containerd) keeps a container whose process could
+// not be started (the command is not in the image, a mount fails) as
+// exited with reason StartError and exit code 128, and the kubelet
+// restarts it with the crash-loop back-off like any failed container. A
+// runtime that keeps nothing of a failed create (runc's) gets the same
+// from the kubelet: it stands in for the container until a later attempt
+// of the same name runs.
+const (
+	terminatedStartError = "StartError"
+	startErrorExitCode   = 128
+	// startFailureRetry is how soon a pod is looked at again after a
+	// failed start (the first restart is immediate, later ones back off).
+	startFailureRetry = time.Second
+)
+
+// startFailed records a container the runtime could not create or start,
+// with upstream's Failed event.
+func (k *Kubelet) startFailed(pod *corev1.Pod, spec *corev1.Container, s containerStart, sandboxID string, err error) {
+	now := k.clock.Now()
+	key := backoffKey(string(pod.UID), s.Name)
+	c := Container{
+		ID: startFailureID(key, s.Attempt), SandboxID: sandboxID, PodUID: pod.UID, Name: s.Name, Attempt: s.Attempt,
+		Image: spec.Image, State: ContainerExited, ExitCode: startErrorExitCode, Reason: terminatedStartError,
+		Message: err.Error(), CreatedAt: now, FinishedAt: now,
+	}
+	k.mu.Lock()
+	if k.startErrs == nil {
+		k.startErrs = map[string]Container{}
+	}
+	k.startErrs[key] = c
+	if s.Backoff != nil {
+		k.backoff[key] = *s.Backoff
+	}
+	k.mu.Unlock()
+	k.log.Info("container failed to start", "pod", pod.Namespace+"/"+pod.Name, "container", s.Name, "attempt", s.Attempt, "err", err)
+	k.event(pod, spec, corev1.EventTypeWarning, "Failed", "Error: "+err.Error())
+}
+
+// startFailures returns the stand-ins for a pod's containers that failed
+// to start and that no later attempt in the runtime's containers has
+// replaced; replaced ones are forgotten.
+func (k *Kubelet) startFailures(uid types.UID, containers []Container) []Container {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []Container
+	for key, f := range k.startErrs {
+		if f.PodUID != uid {
+			continue
+		}
+		if replacedStartFailure(f, containers) {
+			delete(k.startErrs, key)
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// replacedStartFailure reports whether a later attempt of a failed
+// container exists in the runtime.
+func replacedStartFailure(f Container, containers []Container) bool {
+	for _, c := range containers {
+		if c.PodUID == f.PodUID && c.Name == f.Name && c.Attempt > f.Attempt {
+			return true
+		}
+	}
+	return false
+}
+
+// startFailureID is the container ID reported for a failed start: unique
+// per pod, container and attempt, in the form of a runtime's IDs.
+func startFailureID(key string, attempt uint32) string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "start-failure/%s/%d", key, attempt))
+	return hex.EncodeToString(sum[:])
 }
 
 // findContainer returns a container of the pod's spec by name.
@@ -479,6 +567,11 @@ func (k *Kubelet) cleanup(ctx context.Context, uid string) error {
 	for key := range k.pulls {
 		if strings.HasPrefix(key, uid+"/") {
 			delete(k.pulls, key)
+		}
+	}
+	for key := range k.startErrs {
+		if strings.HasPrefix(key, uid+"/") {
+			delete(k.startErrs, key)
 		}
 	}
 	k.mu.Unlock()
