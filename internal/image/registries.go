@@ -1,17 +1,20 @@
 package image
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"sigs.k8s.io/yaml"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/skiff-sh/skiff/internal/cri"
 )
@@ -28,43 +31,43 @@ import (
 type Registries struct {
 	// Mirrors maps a registry host (or "*" for every registry) to the
 	// endpoints tried, in order, before the registry itself.
-	Mirrors map[string]Mirror `json:"mirrors,omitempty"`
+	Mirrors map[string]Mirror `json:"mirrors,omitempty" yaml:"mirrors,omitempty"`
 	// Configs maps a registry or mirror host to its credentials and TLS
 	// settings.
-	Configs map[string]RegistryConfig `json:"configs,omitempty"`
+	Configs map[string]RegistryConfig `json:"configs,omitempty" yaml:"configs,omitempty"`
 }
 
 // Mirror lists a registry's mirror endpoints.
 type Mirror struct {
 	// Endpoints are URLs ("https://mirror.example", "http://10.0.0.1:5000");
 	// one without a scheme is https.
-	Endpoints []string `json:"endpoint,omitempty"`
+	Endpoints []string `json:"endpoint,omitempty" yaml:"endpoint,omitempty"`
 	// Rewrite is k3s's repository rewriting; it is parsed so the error
 	// can say it is not supported.
-	Rewrite map[string]string `json:"rewrite,omitempty"`
+	Rewrite map[string]string `json:"rewrite,omitempty" yaml:"rewrite,omitempty"`
 }
 
 // RegistryConfig is how to talk to one host.
 type RegistryConfig struct {
-	Auth *AuthConfig `json:"auth,omitempty"`
-	TLS  *TLSConfig  `json:"tls,omitempty"`
+	Auth *AuthConfig `json:"auth,omitempty" yaml:"auth,omitempty"`
+	TLS  *TLSConfig  `json:"tls,omitempty" yaml:"tls,omitempty"`
 }
 
 // AuthConfig are credentials for one host.
 type AuthConfig struct {
-	Username string `json:"username,omitempty"`
-	Password string `json:"password,omitempty"`
+	Username string `json:"username,omitempty" yaml:"username,omitempty"`
+	Password string `json:"password,omitempty" yaml:"password,omitempty"`
 	// Auth is base64 "username:password", as in a docker config file.
-	Auth          string `json:"auth,omitempty"`
-	IdentityToken string `json:"identity_token,omitempty"`
+	Auth          string `json:"auth,omitempty" yaml:"auth,omitempty"`
+	IdentityToken string `json:"identity_token,omitempty" yaml:"identity_token,omitempty"`
 }
 
 // TLSConfig are a host's TLS settings.
 type TLSConfig struct {
-	CAFile             string `json:"ca_file,omitempty"`
-	CertFile           string `json:"cert_file,omitempty"`
-	KeyFile            string `json:"key_file,omitempty"`
-	InsecureSkipVerify bool   `json:"insecure_skip_verify,omitempty"`
+	CAFile             string `json:"ca_file,omitempty" yaml:"ca_file,omitempty"`
+	CertFile           string `json:"cert_file,omitempty" yaml:"cert_file,omitempty"`
+	KeyFile            string `json:"key_file,omitempty" yaml:"key_file,omitempty"`
+	InsecureSkipVerify bool   `json:"insecure_skip_verify,omitempty" yaml:"insecure_skip_verify,omitempty"`
 }
 
 // Endpoint is one place an image may be pulled from.
@@ -89,11 +92,14 @@ func (e Endpoint) String() string {
 }
 
 // ParseRegistries parses and checks registries.yaml content. Unknown
-// fields are errors, so a typo does not silently disable a mirror.
+// fields are errors, so a typo does not silently disable a mirror; errors
+// in the YAML name the line.
 func ParseRegistries(data []byte) (Registries, error) {
 	var r Registries
-	if err := yaml.UnmarshalStrict(data, &r); err != nil {
-		return Registries{}, fmt.Errorf("parse registries: %w", err)
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&r); err != nil && !errors.Is(err, io.EOF) {
+		return Registries{}, fmt.Errorf("parse registries: %s", yamlErrorText(err))
 	}
 	for host, m := range r.Mirrors {
 		if host == "" {
@@ -119,6 +125,24 @@ func ParseRegistries(data []byte) (Registries, error) {
 		}
 	}
 	return r, nil
+}
+
+// yamlFieldNotFound matches yaml.v3's unknown-field error, whose Go type
+// name means nothing to whoever edits the file.
+var yamlFieldNotFound = regexp.MustCompile(`field (\S+) not found in type \S+`)
+
+// yamlErrorText is a YAML decoding error on one line: yaml.v3 lists type
+// errors one per line ("line 3: ...").
+func yamlErrorText(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = strings.TrimPrefix(msg, "unmarshal errors:")
+	var parts []string
+	for _, l := range strings.Split(msg, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, yamlFieldNotFound.ReplaceAllString(l, `unknown field "$1"`))
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // LoadRegistries reads a registries.yaml file; a missing file is an empty
