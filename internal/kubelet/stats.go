@@ -126,6 +126,8 @@ type Stats struct {
 	latest *Summary
 	// bootTime is the node's start.
 	bootTime time.Time
+	// failing is set while sampling fails, so it is logged once.
+	failing bool
 }
 
 // NewStats returns a sampler for the node's cgroups. It reads nothing yet.
@@ -198,14 +200,13 @@ func (s *Stats) sample(ctx context.Context) error {
 	defer cancel()
 	sandboxes, err := s.cfg.Runtime.ListSandboxes(ctx)
 	if err != nil {
-		s.log.Warn("stats: list sandboxes", "err", err)
-		return fmt.Errorf("list sandboxes: %w", err)
+		return s.failed(fmt.Errorf("list sandboxes: %w", err))
 	}
 	containers, err := s.cfg.Runtime.ListContainers(ctx)
 	if err != nil {
-		s.log.Warn("stats: list containers", "err", err)
-		return fmt.Errorf("list containers: %w", err)
+		return s.failed(fmt.Errorf("list containers: %w", err))
 	}
+	s.failed(nil)
 	now := s.cfg.Now()
 	node := s.readNode(now)
 	pods := podsToSample(sandboxes, containers)
@@ -251,6 +252,21 @@ func (s *Stats) sample(ctx context.Context) error {
 	}
 	s.latest = sum
 	return nil
+}
+
+// failed logs a sampling failure once, not every interval, and its end;
+// it returns err.
+func (s *Stats) failed(err error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case err != nil && !s.failing:
+		s.log.Warn("stats sampling failed; the summary API keeps the last figures", "err", err)
+	case err == nil && s.failing:
+		s.log.Info("stats sampling works again")
+	}
+	s.failing = err != nil
+	return err
 }
 
 // sampledPod is a pod with a ready sandbox and its running containers.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"io"
 	"log"
 	"net/http"
@@ -160,9 +161,10 @@ type statsRuntime struct {
 	Runtime
 	sandboxes  []Sandbox
 	containers []Container
+	err        error
 }
 
-func (r *statsRuntime) ListSandboxes(context.Context) ([]Sandbox, error)    { return r.sandboxes, nil }
+func (r *statsRuntime) ListSandboxes(context.Context) ([]Sandbox, error)    { return r.sandboxes, r.err }
 func (r *statsRuntime) ListContainers(context.Context) ([]Container, error) { return r.containers, nil }
 
 // fakeCgroups writes a cgroup tree under a temp dir, v1 or v2 layout.
@@ -371,5 +373,27 @@ func TestStatsSummaryEndpoint(t *testing.T) {
 			*raw.Pods[0].Containers[0].CPU.UsageCoreNanoSeconds != 10 {
 			t.Errorf("%s: got %s, want node n and pod p with container app at 10 ns", tc.name, body)
 		}
+	}
+}
+
+func TestStatsRuntimeFailure(t *testing.T) {
+	f := newFakeCgroups(t, true)
+	rt := &statsRuntime{err: errors.New("runtime down")}
+	s := NewStats(StatsConfig{NodeName: "n", CgroupRoot: "r", Runtime: rt, CgroupMount: f.mount, Proc: f.proc, Logger: testLogger(t), Now: f.now})
+	if sum, err := s.Summary(t.Context()); err == nil || !s.failing {
+		t.Fatalf("runtime failing: got %+v, %v, want an error and the failure remembered", sum, err)
+	}
+	rt.err = nil
+	sum, err := s.Summary(t.Context())
+	if err != nil || sum.Node.NodeName != "n" || len(sum.Pods) != 0 || s.failing {
+		t.Errorf("runtime back: got %+v, %v, want node n without pods", sum, err)
+	}
+	// A later failure keeps the last summary.
+	rt.err = errors.New("down again")
+	if err := s.sample(t.Context()); err == nil {
+		t.Error("sample with the runtime failing: got no error")
+	}
+	if sum, err := s.Summary(t.Context()); err != nil || sum == nil {
+		t.Errorf("after a failed sample: got %v, %v, want the last summary", sum, err)
 	}
 }
