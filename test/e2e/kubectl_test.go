@@ -302,14 +302,16 @@ func TestKubectlExplainAndAPIResources(t *testing.T) {
 		"priorityclasses pc scheduling.k8s.io/v1 false PriorityClass",
 		"storageclasses sc storage.k8s.io/v1 false StorageClass",
 		"events ev events.k8s.io/v1 true Event",
+		"nodes metrics.k8s.io/v1beta1 false NodeMetrics",
+		"pods metrics.k8s.io/v1beta1 true PodMetrics",
 	} {
 		f := strings.Fields(want)
 		if got[f[0]+" "+f[len(f)-3]] != want {
 			t.Errorf("api-resources row for %s: got %q, want %q", f[0], got[f[0]+" "+f[len(f)-3]], want)
 		}
 	}
-	if n := len(rows) - 1; n != 37 {
-		t.Errorf("api-resources lists %d resources, want 37", n)
+	if n := len(rows) - 1; n != 40 {
+		t.Errorf("api-resources lists %d resources, want 40", n)
 	}
 }
 

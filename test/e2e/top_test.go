@@ -247,6 +247,12 @@ func TestTopSimulatedNodes(t *testing.T) {
 		t.Errorf("GET metrics.k8s.io nodes: got %s (%v), want an empty NodeMetricsList", out, err)
 	}
 
+	// The OpenAPI documents describe the metrics types.
+	out = kubectlOK(t, c, "explain", "podmetrics.containers")
+	if !strings.Contains(out, "KIND:       PodMetrics") || !strings.Contains(out, "VERSION:    v1beta1") || !strings.Contains(out, "usage") {
+		t.Errorf("kubectl explain podmetrics.containers: got\n%s\nwant PodMetrics v1beta1 with the usage field", out)
+	}
+
 	_, stderr, err = c.Kubectl("top", "node", "topsim0")
 	if want := `nodemetrics.metrics.k8s.io "topsim0" not found`; err == nil || !strings.Contains(stderr, want) {
 		t.Errorf("kubectl top node topsim0: got %v, stderr %q, want a failure saying %q", err, stderr, want)
