@@ -147,6 +147,18 @@ func TestRealServiceAccountToken(t *testing.T) {
 		t.Errorf("configmap kube-root-ca.crt: got %q (%v), want the cluster CA", out, err)
 	}
 
+	// The publisher restores the CA ConfigMap when it is changed or deleted.
+	kubectlOK(t, c, "-n", ns, "patch", "configmap", "kube-root-ca.crt", "--type=merge", "-p", `{"data":{"ca.crt":"forged"}}`)
+	framework.WaitFor(t, 20*time.Second, func() (bool, string) {
+		out, _, err := c.Kubectl("-n", ns, "get", "configmap", "kube-root-ca.crt", "-o", "jsonpath={.data.ca\\.crt}")
+		return err == nil && out == string(c.RESTConfig().CAData), fmt.Sprintf("kube-root-ca.crt after a change: got %.40q (%v), want the cluster CA again", out, err)
+	})
+	kubectlOK(t, c, "-n", ns, "delete", "configmap", "kube-root-ca.crt")
+	framework.WaitFor(t, 20*time.Second, func() (bool, string) {
+		out, _, err := c.Kubectl("-n", ns, "get", "configmap", "kube-root-ca.crt", "-o", "jsonpath={.data.ca\\.crt}")
+		return err == nil && out == string(c.RESTConfig().CAData), fmt.Sprintf("kube-root-ca.crt after deletion: got %.40q (%v), want it recreated", out, err)
+	})
+
 	// A pod naming an account that does not exist is refused, as upstream.
 	_, stderr, err := c.Kubectl("-n", ns, "run", "nosa", "--image="+c.Image(framework.ImageBusybox), "--restart=Never",
 		`--overrides={"apiVersion":"v1","spec":{"serviceAccountName":"nope"}}`, "--", "sleep", "3600")
