@@ -2,8 +2,8 @@
 // authenticated user may make them.
 //
 // Authentication turns a request into a User: a verified client certificate
-// (CN is the user, O the groups) or a bearer token from a static token
-// table. A request that yields no user is anonymous; the API server refuses
+// (CN is the user, O the groups), a service-account token this server
+// signed (serviceaccount.go) or a bearer token from a static token table. A request that yields no user is anonymous; the API server refuses
 // it except on the public health and version endpoints.
 //
 // Authorization is a pluggable step after authentication. AlwaysAllow lets
