@@ -21,6 +21,7 @@ const (
 	waitingContainerCreating = "ContainerCreating"
 	waitingPodInitializing   = "PodInitializing"
 	waitingCrashLoopBackOff  = "CrashLoopBackOff"
+	waitingRunContainerError = "RunContainerError"
 	terminatedCompleted      = "Completed"
 	terminatedError          = "Error"
 )
@@ -271,6 +272,12 @@ func (in statusInput) containerStatus(spec *corev1.Container, waitingReason stri
 				Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)",
 					delay, spec.Name, in.Pod.Name, in.Pod.Namespace, in.Pod.UID),
 			}
+			cs.LastTerminationState = corev1.ContainerState{Terminated: t}
+		} else if c.Reason == terminatedStartError && !in.Terminal && (isSidecar(spec) || shouldRestart(in.Pod.Spec.RestartPolicy, c.ExitCode)) {
+			// Upstream shows a container whose start failed and that will
+			// be started again as waiting with the start's error, until a
+			// back-off makes it CrashLoopBackOff.
+			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: waitingRunContainerError, Message: t.Message}
 			cs.LastTerminationState = corev1.ContainerState{Terminated: t}
 		} else {
 			cs.State.Terminated = t
