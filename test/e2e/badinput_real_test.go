@@ -223,6 +223,7 @@ spec:
 	})
 
 	t.Run("command not in the image", func(t *testing.T) {
+		rec, msgs := waitingReasons(t, c, ns, "nosuch")
 		applyYAML(t, c, fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata: {name: nosuch, namespace: %s}
@@ -251,7 +252,13 @@ spec:
 		if got := statusCell(t, c, ns, "nosuch"); got != "CrashLoopBackOff" && got != "RunContainerError" {
 			t.Errorf("kubectl get pod nosuch: got STATUS %q, want CrashLoopBackOff or RunContainerError", got)
 		}
-		waitEvents(t, c, ns, "pod", "nosuch", 30*time.Second, "Failed", wantMsg, "BackOff")
+		waitEvents(t, c, ns, "pod", "nosuch", 30*time.Second, "Failed", wantMsg, "BackOff",
+			"Back-off restarting failed container main in pod nosuch_"+ns)
+		// Between the failed start and the back-off it waits with the
+		// start's error, as upstream.
+		if seen := rec.get(); !slices.Contains(seen, "RunContainerError") || !strings.Contains(msgs()["RunContainerError"], wantMsg) {
+			t.Errorf("waiting reasons seen: %q (messages %q), want RunContainerError with %q before CrashLoopBackOff", seen, msgs(), wantMsg)
+		}
 		k.check(t)
 	})
 }
