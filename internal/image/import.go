@@ -93,8 +93,11 @@ func extractArchive(ctx context.Context, file, dir string) (*archive, error) {
 			}
 			return a, nil
 		}
+		if err != nil && n == 0 {
+			return nil, fmt.Errorf("not a tar archive (docker save or OCI layout): %w", err)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("read archive: %w", err)
+			return nil, fmt.Errorf("read archive: %w", cutShort(err))
 		}
 		name := strings.TrimPrefix(path.Clean("/"+hdr.Name), "/")
 		if name == "" {
@@ -115,7 +118,7 @@ func extractArchive(ctx context.Context, file, dir string) (*archive, error) {
 				err = cerr
 			}
 			if err != nil {
-				return nil, fmt.Errorf("read archive: %s: %w", name, err)
+				return nil, fmt.Errorf("read archive: %s: %w", name, cutShort(err))
 			}
 			a.files[name] = true
 		case tar.TypeSymlink:
@@ -124,6 +127,15 @@ func extractArchive(ctx context.Context, file, dir string) (*archive, error) {
 			a.links[name] = strings.TrimPrefix(path.Clean("/"+hdr.Linkname), "/")
 		}
 	}
+}
+
+// cutShort says what an unexpected end of an archive means: the file is
+// incomplete (an interrupted copy or download).
+func cutShort(err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("archive cut short: %w", err)
+	}
+	return err
 }
 
 // resolve follows archive-internal links.

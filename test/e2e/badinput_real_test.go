@@ -340,6 +340,7 @@ func TestImagesImportCorrupt(t *testing.T) {
 			if !strings.Contains(out, f) || strings.Contains(out, "panic") || strings.Count(strings.TrimSpace(out), "\n") > 2 {
 				t.Errorf("images import %s: got\n%s\nwant a short error naming the file", f, out)
 			}
+			t.Logf("images import %s: %s", filepath.Base(f), strings.TrimSpace(out))
 			if strings.Contains(out, "Imported") {
 				t.Errorf("images import %s: reports an import:\n%s", f, out)
 			}
