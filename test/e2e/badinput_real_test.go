@@ -123,6 +123,7 @@ func TestRealBadInputPods(t *testing.T) {
 				fmt.Sprintf("waiting reasons seen: %q, want ErrImagePull then ImagePullBackOff\n%s", seen, describe(c, ns, "pod", "unreachable"))
 		})
 		m := msgs()
+		t.Logf("ErrImagePull: %s", m["ErrImagePull"])
 		if !strings.Contains(m["ErrImagePull"], "connection refused") {
 			t.Errorf("ErrImagePull message: got %q, want the connection error", m["ErrImagePull"])
 		}
