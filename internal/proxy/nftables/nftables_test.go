@@ -1,0 +1,312 @@
+package nftables
+
+import (
+	"context"
+	"net/netip"
+	"os/exec"
+	"testing"
+	"time"
+
+	nft "github.com/google/nftables"
+
+	"github.com/skiff-sh/skiff/internal/proxy"
+)
+
+var (
+	pod1 = proxy.Endpoint{IP: netip.MustParseAddr("10.244.0.2"), Port: 8080}
+	pod2 = proxy.Endpoint{IP: netip.MustParseAddr("10.244.0.3"), Port: 8080, Local: true}
+)
+
+func port(name string, vip string, nodePort uint16, eps ...proxy.Endpoint) *proxy.ServicePort {
+	return &proxy.ServicePort{
+		Name:     proxy.ServicePortName{Namespace: "ns", Name: name, Port: "http", Protocol: proxy.TCP},
+		Protocol: proxy.TCP, ClusterIP: netip.MustParseAddr(vip), Port: 80, NodePort: nodePort,
+		ClusterEndpoints: eps, HasEndpoints: len(eps) > 0,
+	}
+}
+
+func newBackend(t *testing.T, n *testNet, mode BridgeMode) *Backend {
+	t.Helper()
+	b, err := New(Config{
+		NetNS:        nsPath(n.node),
+		ClusterCIDR:  netip.MustParsePrefix("10.244.0.0/16"),
+		LocalPodCIDR: netip.MustParsePrefix("10.244.0.0/24"),
+		Bridge:       mode,
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = b.Cleanup()
+		_ = b.Close()
+	})
+	return b
+}
+
+func dumpOnFailure(t *testing.T, n *testNet) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := exec.Command("ip", "netns", "exec", n.node, "nft", "list", "table", "ip", DefaultTable).CombinedOutput()
+			t.Logf("ruleset:\n%s", out)
+		}
+	})
+}
+
+// ruleHandles lists the handles of the rules of the given chains.
+func ruleHandles(t *testing.T, b *Backend, chains []string) map[string][]uint64 {
+	t.Helper()
+	out := map[string][]uint64{}
+	for _, name := range chains {
+		rules, err := b.conn.GetRules(b.table, &nft.Chain{Name: name, Table: b.table})
+		if err != nil {
+			t.Fatalf("list rules of %s: %v", name, err)
+		}
+		for _, r := range rules {
+			out[name] = append(out[name], r.Handle)
+		}
+	}
+	return out
+}
+
+func chainNames(p *plan) []string {
+	var out []string
+	for _, c := range p.chains {
+		out = append(out, c.name)
+	}
+	return out
+}
+
+func TestBackendForwards(t *testing.T) {
+	n := newTestNet(t)
+	b := newBackend(t, n, BridgeNetfilter)
+	dumpOnFailure(t, n)
+	serve(t, n.pod1, "pod1", 8080)
+	serve(t, n.pod2, "pod2", 8080)
+	ctx := context.Background()
+
+	web := port("web", "10.96.0.10", 30080, pod1, pod2)
+	none := port("none", "10.96.0.11", 30081)
+	sticky := port("sticky", "10.96.0.12", 0, pod1, pod2)
+	sticky.Affinity = time.Minute
+	local := port("local", "10.96.0.13", 30082, pod1, pod2)
+	local.ExternalLocal, local.LocalEndpoints = true, []proxy.Endpoint{pod2}
+	rs := &proxy.Ruleset{NodeIPs: []netip.Addr{netip.MustParseAddr("192.168.77.1")}, Services: []*proxy.ServicePort{local, none, sticky, web}}
+
+	res, err := b.Sync(ctx, rs)
+	if err != nil {
+		t.Fatalf("first Sync: %v", err)
+	}
+	if !res.Full || res.Changed != 4 {
+		t.Errorf("first Sync: got %+v, want a full sync of 4 service ports", res)
+	}
+	if b.MasqueradesSameBridge() {
+		t.Errorf("MasqueradesSameBridge: got true, want false (br_netfilter is loaded here)")
+	}
+
+	t.Run("ClusterIP from the node reaches every endpoint", func(t *testing.T) {
+		got, _ := askMany(t, n.node, "10.96.0.10:80", 30)
+		if got["pod1"] == 0 || got["pod2"] == 0 {
+			t.Errorf("backends: got %v, want both pod1 and pod2", got)
+		}
+	})
+	t.Run("ClusterIP from a pod reaches every endpoint, itself through hairpin", func(t *testing.T) {
+		clientsOf := map[string]map[string]bool{"pod1": {}, "pod2": {}}
+		for range 30 {
+			name, client, err := ask(n.pod1, "10.96.0.10:80")
+			if err != nil {
+				t.Fatalf("connect from pod1: %v", err)
+			}
+			clientsOf[name][client] = true
+		}
+		if len(clientsOf["pod1"]) == 0 || len(clientsOf["pod2"]) == 0 {
+			t.Fatalf("backends: got %v, want both pod1 and pod2", clientsOf)
+		}
+		// The other pod sees the client pod (no masquerade inside the
+		// pod network); the pod reaching itself sees the bridge
+		// (hairpin masquerade), or its reply would not come back.
+		if want := map[string]bool{"10.244.0.2": true}; !equalSet(clientsOf["pod2"], want) {
+			t.Errorf("client seen by pod2: got %v, want %v", clientsOf["pod2"], want)
+		}
+		if want := map[string]bool{"10.244.0.1": true}; !equalSet(clientsOf["pod1"], want) {
+			t.Errorf("client seen by pod1 (hairpin): got %v, want %v", clientsOf["pod1"], want)
+		}
+	})
+	t.Run("a Service without endpoints refuses at once", func(t *testing.T) {
+		for _, c := range []struct{ ns, addr string }{
+			{n.node, "10.96.0.11:80"}, {n.pod1, "10.96.0.11:80"}, {n.remote, "192.168.77.1:30081"},
+		} {
+			start := time.Now()
+			_, _, err := ask(c.ns, c.addr)
+			if !isRefused(err) {
+				t.Errorf("connect from %s to %s: got %v, want connection refused", c.ns, c.addr, err)
+			}
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("connect from %s to %s: refused after %v, want at once", c.ns, c.addr, d)
+			}
+		}
+	})
+	t.Run("NodePort on the node address, policy Cluster masquerades", func(t *testing.T) {
+		got, clients := askMany(t, n.remote, "192.168.77.1:30080", 30)
+		if got["pod1"] == 0 || got["pod2"] == 0 {
+			t.Errorf("backends: got %v, want both pod1 and pod2", got)
+		}
+		if want := map[string]bool{"10.244.0.1": true}; !equalSet(clients, want) {
+			t.Errorf("clients seen: got %v, want %v", clients, want)
+		}
+	})
+	t.Run("NodePort with policy Local: local endpoints, client address kept", func(t *testing.T) {
+		got, clients := askMany(t, n.remote, "192.168.77.1:30082", 10)
+		if want := map[string]int{"pod2": 10}; !equalCount(got, want) {
+			t.Errorf("backends: got %v, want %v", got, want)
+		}
+		if want := map[string]bool{"192.168.77.2": true}; !equalSet(clients, want) {
+			t.Errorf("clients seen: got %v, want %v", clients, want)
+		}
+		// From the node itself the short-circuit uses every endpoint.
+		got, _ = askMany(t, n.node, "192.168.77.1:30082", 30)
+		if got["pod1"] == 0 || got["pod2"] == 0 {
+			t.Errorf("backends from the node: got %v, want both pod1 and pod2", got)
+		}
+	})
+	t.Run("session affinity keeps one backend", func(t *testing.T) {
+		got, _ := askMany(t, n.node, "10.96.0.12:80", 15)
+		if len(got) != 1 {
+			t.Errorf("backends: got %v, want one", got)
+		}
+	})
+	t.Run("an incremental change touches only its service", func(t *testing.T) {
+		others := append(chainNames(b.applied[sticky.Name]), chainNames(b.applied[local.Name])...)
+		before := ruleHandles(t, b, others)
+		oldWeb := b.applied[web.Name]
+		web2 := port("web", "10.96.0.10", 30080, pod1)
+		rs2 := &proxy.Ruleset{NodeIPs: rs.NodeIPs, Services: []*proxy.ServicePort{local, none, sticky, web2}}
+		res, err := b.Sync(ctx, rs2)
+		if err != nil {
+			t.Fatalf("Sync: %v", err)
+		}
+		if res.Full || res.Changed != 1 {
+			t.Errorf("Sync: got %+v, want an incremental sync of 1 service port", res)
+		}
+		after := ruleHandles(t, b, others)
+		for _, name := range others {
+			if !equalHandles(before[name], after[name]) {
+				t.Errorf("rules of %s: got handles %v, want unchanged %v", name, after[name], before[name])
+			}
+		}
+		got, _ := askMany(t, n.node, "10.96.0.10:80", 15)
+		if want := map[string]int{"pod1": 15}; !equalCount(got, want) {
+			t.Errorf("backends after removing pod2: got %v, want %v", got, want)
+		}
+		// The removed endpoint's chain is flushed now and deleted by
+		// the next sync.
+		gone := endpointChainPrefix + endpointID(web.Name, pod2)
+		if !contains(chainNames(oldWeb), gone) {
+			t.Fatalf("test bug: %s is not a chain of web", gone)
+		}
+		if h := ruleHandles(t, b, []string{gone}); len(h[gone]) != 0 {
+			t.Errorf("rules of removed endpoint chain: got %v, want none", h[gone])
+		}
+		if res, err := b.Sync(ctx, rs2); err != nil || res.Changed != 0 {
+			t.Errorf("Sync without change: got %+v, %v, want nothing changed", res, err)
+		}
+		if _, err := b.conn.ListChain(b.table, gone); err == nil {
+			t.Errorf("chain %s: still there after the next sync, want deleted", gone)
+		}
+	})
+	t.Run("a new backend restarts with a full resync", func(t *testing.T) {
+		b2 := newBackend(t, n, BridgeNetfilter)
+		res, err := b2.Sync(ctx, rs)
+		if err != nil || !res.Full {
+			t.Fatalf("Sync: got %+v, %v, want a full sync", res, err)
+		}
+		got, _ := askMany(t, n.node, "10.96.0.10:80", 30)
+		if got["pod1"] == 0 || got["pod2"] == 0 {
+			t.Errorf("backends: got %v, want both pod1 and pod2", got)
+		}
+	})
+	t.Run("Cleanup removes the table", func(t *testing.T) {
+		if err := b.Cleanup(); err != nil {
+			t.Fatalf("Cleanup: %v", err)
+		}
+		if _, err := b.conn.ListTableOfFamily(DefaultTable, nft.TableFamilyIPv4); err == nil {
+			t.Errorf("table %s: still there after Cleanup", DefaultTable)
+		}
+		if _, _, err := ask(n.node, "10.96.0.10:80"); err == nil {
+			t.Errorf("connect to the ClusterIP after Cleanup: got an answer, want none")
+		}
+	})
+}
+
+// TestBackendBridgeMasquerade: without br_netfilter, a pod reaching a pod
+// on the same bridge through a Service needs the masquerade.
+func TestBackendBridgeMasquerade(t *testing.T) {
+	n := newTestNet(t)
+	// Per network namespace: the host's setting is untouched.
+	_ = exec.Command("ip", "netns", "exec", n.node, "sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=0").Run()
+	b := newBackend(t, n, BridgeMasquerade)
+	dumpOnFailure(t, n)
+	serve(t, n.pod2, "pod2", 8080)
+	rs := &proxy.Ruleset{Services: []*proxy.ServicePort{port("web", "10.96.0.10", 0, pod2)}}
+	if _, err := b.Sync(context.Background(), rs); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	if !b.MasqueradesSameBridge() {
+		t.Fatalf("MasqueradesSameBridge: got false, want true")
+	}
+	got, clients := askMany(t, n.pod1, "10.96.0.10:80", 5)
+	if want := map[string]int{"pod2": 5}; !equalCount(got, want) {
+		t.Errorf("backends: got %v, want %v", got, want)
+	}
+	if want := map[string]bool{"10.244.0.1": true}; !equalSet(clients, want) {
+		t.Errorf("clients seen: got %v, want %v", clients, want)
+	}
+	// Hairpin: pod2 reaching itself.
+	if name, client, err := ask(n.pod2, "10.96.0.10:80"); err != nil || name != "pod2" || client != "10.244.0.1" {
+		t.Errorf("pod2 through its own Service: got %q %q %v, want pod2 seeing 10.244.0.1", name, client, err)
+	}
+}
+
+func equalSet(a, b map[string]bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if !b[k] {
+			return false
+		}
+	}
+	return true
+}
+
+func equalCount(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func equalHandles(a, b []uint64) bool {
+	if len(a) != len(b) || len(a) == 0 {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
