@@ -150,7 +150,19 @@ func TestLogRotation(t *testing.T) {
 	id := e.run(t, sb, cri.ContainerConfig{Name: "chatty", Command: []string{"/bin/sh", "-c",
 		`i=0; while true; do i=$((i+1)); echo "line-$i"; [ -e /tmp/stop ] && sleep 3600; sleep 0.005; done`}})
 	c := e.waitState(t, id, cri.ContainerRunning, 10*time.Second)
-	rotations := 0
+	// Run's loop rotates on its own; then the passes are driven here so
+	// that their number is known.
+	r.cfg.LogRotateInterval = 50 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { r.Run(ctx); close(ran) }()
+	waitFor(t, "a rotation by Run", func() bool {
+		m, _ := filepath.Glob(c.LogPath + ".*")
+		return len(m) > 0
+	}, func() string { return "no rotated file" })
+	cancel()
+	<-ran
+	rotations := 1
 	deadline := time.Now().Add(30 * time.Second)
 	for rotations < 4 {
 		if time.Now().After(deadline) {
