@@ -33,6 +33,11 @@ type serverFlags struct {
 	tokenAuthFile    string
 	logLevel         string
 
+	// Cluster DNS.
+	clusterDomain, clusterDNS string
+	dnsPort                   int
+	dnsUpstreams, resolvConf  string
+
 	disableControllers     []string
 	disableScheduler       bool
 	profiling              bool
@@ -83,7 +88,16 @@ func newServerCommand(streams Streams) *cobra.Command {
 					RegistriesFile: f.privateRegistry, CgroupRoot: f.cgroupRoot, StaticPodPath: f.staticPods,
 					FileCheckFrequency: f.fileCheckFrequency, EvictionHard: f.evictionHard}
 			}
+			var upstreams []string
+			if f.dnsUpstreams != "" {
+				upstreams = strings.Split(f.dnsUpstreams, ",")
+			}
 			s, err := server.New(server.Config{
+				ClusterDomain:      f.clusterDomain,
+				ClusterDNS:         f.clusterDNS,
+				DNSPort:            f.dnsPort,
+				DNSUpstreams:       upstreams,
+				ResolvConf:         f.resolvConf,
 				Node:               node,
 				DataDir:            f.dataDir,
 				BindAddress:        f.bindAddress,
@@ -130,6 +144,11 @@ func newServerCommand(streams Streams) *cobra.Command {
 	fl.StringVar(&f.nodePortRange, "service-node-port-range", "30000-32767", "range NodePorts are allocated from")
 	fl.IntVar(&f.maxInFlight, "max-requests-inflight", 400, "concurrent non-watch requests before the server answers 429")
 	fl.StringVar(&f.tokenAuthFile, "token-auth-file", "", "static bearer tokens, one 'token,user,uid,\"group1,group2\"' line each")
+	fl.StringVar(&f.clusterDomain, "cluster-domain", "cluster.local", "DNS zone of the cluster")
+	fl.StringVar(&f.clusterDNS, "cluster-dns", "10.96.0.10", "cluster IP of the kube-system/kube-dns Service")
+	fl.IntVar(&f.dnsPort, "dns-port", 53, "port the cluster DNS server listens on (UDP and TCP) at the bind address or the node IP; 0 runs none")
+	fl.StringVar(&f.dnsUpstreams, "dns-upstreams", "", "comma-separated host:port resolvers for names outside the cluster zone (default: the nameservers of --resolv-conf)")
+	fl.StringVar(&f.resolvConf, "resolv-conf", "/etc/resolv.conf", "resolver configuration whose nameservers cluster DNS forwards to")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringSliceVar(&f.disableControllers, "disable-controllers", nil, "controllers not to run, comma-separated, or * for all (known: "+strings.Join(controllermanager.Names(), ", ")+")")
 	fl.BoolVar(&f.disableScheduler, "disable-scheduler", false, "run no scheduler")

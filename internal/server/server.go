@@ -69,6 +69,18 @@ type Config struct {
 	// period, cluster CIDR, ...); zero values are upstream's defaults.
 	Controllers controllermanager.Options
 
+	// ClusterDomain is the cluster DNS zone (default cluster.local) and
+	// ClusterDNS the kube-dns Service IP (default 10.96.0.10).
+	ClusterDomain string
+	ClusterDNS    string
+	// DNSPort is the port the cluster DNS server listens on, UDP and TCP,
+	// at the bind address or the node IP; 0 runs none.
+	DNSPort int
+	// DNSUpstreams are the resolvers (host:port) for names outside the
+	// cluster zone; empty reads ResolvConf (default /etc/resolv.conf).
+	DNSUpstreams []string
+	ResolvConf   string
+
 	// Node, when set, runs this server's own node with the real runtime
 	// (`skiff server` is also a node unless --disable-agent). Its Client
 	// is made by the server; DataDir defaults to the server's.
@@ -99,6 +111,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.NodePortRange == "" {
 		cfg.NodePortRange = "30000-32767"
+	}
+	if cfg.ClusterDNS == "" {
+		cfg.ClusterDNS = "10.96.0.10"
 	}
 	return &Server{cfg: cfg, log: cfg.Logger}, nil
 }
@@ -357,6 +372,9 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 		if err := s.startNode(compCtx, g, comps, localURL, bundle); err != nil {
+			return err
+		}
+		if err := s.startDNS(compCtx, g, comps, localURL, bundle, api, advertise); err != nil {
 			return err
 		}
 		api.SetReady()
