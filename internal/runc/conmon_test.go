@@ -391,3 +391,55 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestConmonMemory checks that what runs per container outside the
+// container is small: conmon's own (anonymous) memory stays under 1 MiB;
+// the rest of its RSS is shared library pages. It logs RSS and PSS.
+func TestConmonMemory(t *testing.T) {
+	e := newTestEnv(t)
+	sb := e.sandbox(t, cri.SandboxConfig{Hostname: "mem"})
+	var ids []string
+	for _, name := range []string{"a", "b", "c"} {
+		id := e.run(t, sb, cri.ContainerConfig{Name: name, Command: []string{"/bin/sh", "-c", "echo up; sleep 3600"}})
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		c := e.waitState(t, id, cri.ContainerRunning, 10*time.Second)
+		waitLog(t, c.LogPath, "stdout F up")
+		pid, err := os.ReadFile(filepath.Join(e.cfg.containerDir(id), conmonPIDFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		proc := "/proc/" + strings.TrimSpace(string(pid))
+		if exe, _ := os.Readlink(proc + "/exe"); exe != e.r.cfg.ConmonPath {
+			t.Errorf("container %s is supervised by %q, want %s", id, exe, e.r.cfg.ConmonPath)
+		}
+		rollup, err := os.ReadFile(proc + "/smaps_rollup")
+		if err != nil {
+			t.Skipf("no smaps_rollup: %v", err)
+		}
+		rss, _ := smapsKB(rollup, "Rss")
+		pss, _ := smapsKB(rollup, "Pss")
+		anon, ok := smapsKB(rollup, "Anonymous")
+		if !ok {
+			t.Fatalf("smaps_rollup without Anonymous:\n%s", rollup)
+		}
+		t.Logf("conmon of %s: RSS %d kB, PSS %d kB, anonymous %d kB", id[:12], rss, pss, anon)
+		if anon >= 1024 {
+			t.Errorf("conmon of %s: %d kB anonymous memory, want under 1024 kB", id[:12], anon)
+		}
+	}
+}
+
+// smapsKB reads a "Key:   123 kB" line of /proc/<pid>/smaps_rollup.
+func smapsKB(data []byte, key string) (int, bool) {
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && f[0] == key+":" {
+			var n int
+			_, err := fmt.Sscan(f[1], &n)
+			return n, err == nil
+		}
+	}
+	return 0, false
+}
