@@ -319,6 +319,7 @@ func (s *Server) reply(req *dns.Msg, tcp bool) *dns.Msg {
 		}
 		return up
 	}
+	res.Answer = s.chase(q, res.Answer, tcp)
 	if !s.synced.Load() && (res.Rcode == dns.RcodeNameError || len(res.Answer) == 0) {
 		// Before the first sync no negative answer is trusted.
 		m.SetRcode(req, dns.RcodeServerFailure)
@@ -332,6 +333,48 @@ func (s *Server) reply(req *dns.Msg, tcp bool) *dns.Msg {
 		m.Ns = []dns.RR{s.zone.soa(s.index.Serial())}
 	}
 	return withEdns(m, req)
+}
+
+// maxChase bounds the CNAMEs followed for one question, as CoreDNS's 8.
+const maxChase = 8
+
+// chase completes the CNAME of an ExternalName for A and AAAA questions as
+// CoreDNS does: a target in the zone with the index's records, another
+// with the upstreams' answer. When the target cannot be resolved (no
+// records in the zone, or no upstream answer) CoreDNS leaves the CNAME
+// out, which makes the answer NODATA.
+func (s *Server) chase(q dns.Question, answer []dns.RR, tcp bool) []dns.RR {
+	if q.Qtype != dns.TypeA && q.Qtype != dns.TypeAAAA {
+		return answer
+	}
+	for range maxChase {
+		if len(answer) == 0 {
+			return answer
+		}
+		cname, ok := answer[len(answer)-1].(*dns.CNAME)
+		if !ok {
+			return answer
+		}
+		if dns.IsSubDomain(s.zone.Name, strings.ToLower(cname.Target)) {
+			next := s.index.Lookup(s.zone, dns.Question{Name: cname.Target, Qtype: q.Qtype, Qclass: q.Qclass})
+			if len(next.Answer) == 0 {
+				return nil
+			}
+			answer = append(answer, next.Answer...)
+			continue
+		}
+		req := new(dns.Msg)
+		req.SetQuestion(cname.Target, q.Qtype)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*upstreamTimeout)
+		up, err := s.fwd.exchange(ctx, req, tcp, time.Now())
+		cancel()
+		if err != nil {
+			s.log.Debug("dns: resolve CNAME target failed", "name", q.Name, "target", cname.Target, "err", err)
+			return nil
+		}
+		return append(answer, up.Answer...)
+	}
+	return answer
 }
 
 // withEdns adds an OPT record to a reply when the query had one.

@@ -249,6 +249,46 @@ func TestServerForwards(t *testing.T) {
 	}
 }
 
+func externalName(ns, name, target string) *corev1.Service {
+	s := svc(ns, name, "ExternalName", "")
+	s.Spec.ExternalName = target
+	return s
+}
+
+// An ExternalName's CNAME comes with its target's addresses, from the
+// upstream or from the zone, as CoreDNS answers it.
+func TestServerChasesExternalNames(t *testing.T) {
+	up := startUpstream(t)
+	objs := append(testObjects(1),
+		externalName("default", "ext", "example.org"),
+		externalName("default", "alias", "web.default.svc.cluster.local"),
+		externalName("default", "chain", "alias.default.svc.cluster.local"),
+		externalName("default", "dangling", "nope.default.svc.cluster.local"),
+		externalName("default", "gone", "missing.example.org"))
+	s, _ := startServer(t, []string{up.addr}, objs...)
+	tests := []struct {
+		name  string
+		qtype uint16
+		want  []string
+	}{
+		{"ext", dns.TypeA, []string{"ext.default.svc.cluster.local. 5 IN CNAME example.org.", "example.org. 60 IN A 192.0.2.1"}},
+		{"alias", dns.TypeA, []string{"alias.default.svc.cluster.local. 5 IN CNAME web.default.svc.cluster.local.",
+			"web.default.svc.cluster.local. 5 IN A 10.96.0.20"}},
+		{"chain", dns.TypeA, []string{"chain.default.svc.cluster.local. 5 IN CNAME alias.default.svc.cluster.local.",
+			"alias.default.svc.cluster.local. 5 IN CNAME web.default.svc.cluster.local.",
+			"web.default.svc.cluster.local. 5 IN A 10.96.0.20"}},
+		{"dangling", dns.TypeA, []string{}},
+		{"gone", dns.TypeA, []string{"gone.default.svc.cluster.local. 5 IN CNAME missing.example.org."}},
+		{"ext", dns.TypeCNAME, []string{"ext.default.svc.cluster.local. 5 IN CNAME example.org."}},
+	}
+	for _, tt := range tests {
+		r := query(t, s.Addr(), "udp", tt.name+".default.svc.cluster.local.", tt.qtype, 0)
+		if got := flat(r.Answer); !slices.Equal(got, tt.want) || r.Rcode != dns.RcodeSuccess {
+			t.Errorf("%s %s: got %s %q, want NOERROR %q", tt.name, dns.TypeToString[tt.qtype], dns.RcodeToString[r.Rcode], got, tt.want)
+		}
+	}
+}
+
 func TestReadResolvConf(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "resolv.conf")
 	content := "# comment\nsearch example.org\nnameserver 192.0.2.53\nnameserver fd00::53\nnameserver bogus\noptions ndots:5\n"
