@@ -218,6 +218,17 @@ func (c *Cluster) start(ctx context.Context) error {
 // (Options.AgentProcess).
 func (c *Cluster) AgentLogPath() string { return filepath.Join(c.dir, "agent.log") }
 
+// ServerPID is the process ID of the running `skiff server`, or 0 while it
+// is stopped.
+func (c *Cluster) ServerPID() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.proc == nil {
+		return 0
+	}
+	return c.proc.cmd.Process.Pid
+}
+
 // AgentPID is the process ID of the node's `skiff agent` process, or 0
 // without Options.AgentProcess.
 func (c *Cluster) AgentPID() int {
