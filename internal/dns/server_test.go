@@ -28,7 +28,7 @@ type fakeUpstream struct {
 	queries atomic.Int32
 }
 
-func startUpstream(t *testing.T) *fakeUpstream {
+func startUpstream(t testing.TB) *fakeUpstream {
 	t.Helper()
 	u := &fakeUpstream{}
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -56,7 +56,7 @@ func startUpstream(t *testing.T) *fakeUpstream {
 
 // startServer runs a Server on 127.0.0.1 with a fake clientset holding
 // objs, and returns it once ready.
-func startServer(t *testing.T, upstreams []string, objs ...runtime.Object) (*Server, *fake.Clientset) {
+func startServer(t testing.TB, upstreams []string, objs ...runtime.Object) (*Server, *fake.Clientset) {
 	t.Helper()
 	cs := fake.NewClientset(objs...)
 	s, err := New(Config{Client: cs, Addr: "127.0.0.1:0", ClusterDNS: []string{"10.96.0.10"}, Upstreams: upstreams,
