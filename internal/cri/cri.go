@@ -183,6 +183,9 @@ type ContainerConfig struct {
 	Security Security
 	// TTY and Stdin give the container a terminal and an open stdin.
 	TTY, Stdin bool
+	// StdinOnce closes the container's stdin when the first client that
+	// attached to it detaches.
+	StdinOnce bool
 	// TerminationMessagePath is where the container may write its
 	// termination message; empty means none.
 	TerminationMessagePath string

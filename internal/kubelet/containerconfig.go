@@ -83,7 +83,7 @@ func (k *Kubelet) containerConfig(ctx context.Context, pod *corev1.Pod, spec *co
 		Mounts:    mounts,
 		Resources: containerResources(spec, qosClass(pod), memCap),
 		Security:  containerSecurity(pod, spec),
-		TTY:       spec.TTY, Stdin: spec.Stdin,
+		TTY:       spec.TTY, Stdin: spec.Stdin, StdinOnce: spec.StdinOnce,
 	}
 	return cfg, nil
 }

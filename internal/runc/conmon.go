@@ -47,7 +47,7 @@ type exitStatus struct {
 // sync pipe, writes the CRI log, and when the container exits writes its
 // exit code to the file named id in dir (and "oom" there after an OOM
 // kill). The container's end is collected by the runtime.
-func conmonArgs(runcPath, runcRoot, dir, id, name, logPath string, tty, stdin bool) []string {
+func conmonArgs(runcPath, runcRoot, dir, id, name, logPath string, tty, stdin, stdinOnce bool) []string {
 	args := []string{
 		"--api-version", "1",
 		"--cid", id, "--cuuid", id, "--name", name,
@@ -69,9 +69,12 @@ func conmonArgs(runcPath, runcRoot, dir, id, name, logPath string, tty, stdin bo
 		args = append(args, "--terminal")
 	}
 	if stdin {
-		// Without StdinOnce a client that detaches leaves the
-		// container's stdin open.
-		args = append(args, "--stdin", "--leave-stdin-open")
+		args = append(args, "--stdin")
+		if !stdinOnce {
+			// Without StdinOnce a client that detaches leaves the
+			// container's stdin open; with it, conmon closes it.
+			args = append(args, "--leave-stdin-open")
+		}
 	}
 	return args
 }
@@ -100,7 +103,7 @@ func (r *Runtime) startConmon(ctx context.Context, c *containerState, cfg cri.Co
 	}
 	defer syncR.Close()
 	name := c.Namespace + "_" + c.PodName + "_" + c.Name
-	cmd := exec.Command(r.cfg.ConmonPath, conmonArgs(r.cfg.RuncPath, r.cfg.runcRoot(), dir, c.ID, name, c.LogPath, cfg.TTY, cfg.Stdin)...)
+	cmd := exec.Command(r.cfg.ConmonPath, conmonArgs(r.cfg.RuncPath, r.cfg.runcRoot(), dir, c.ID, name, c.LogPath, cfg.TTY, cfg.Stdin, cfg.StdinOnce)...)
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "_OCI_SYNCPIPE=3"}
 	cmd.Stdout, cmd.Stderr = logFile, logFile

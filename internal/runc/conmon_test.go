@@ -96,7 +96,7 @@ func TestLogsToDrop(t *testing.T) {
 }
 
 func TestConmonArgs(t *testing.T) {
-	args := conmonArgs("/usr/bin/runc", "/run/r", "/b", "id1", "ns_pod_c", "/l/0.log", true, true)
+	args := conmonArgs("/usr/bin/runc", "/run/r", "/b", "id1", "ns_pod_c", "/l/0.log", true, true, false)
 	joined := strings.Join(args, " ")
 	for _, want := range []string{
 		"--bundle /b", "--cid id1", "--runtime /usr/bin/runc", "--runtime-arg --root=/run/r",
@@ -108,9 +108,13 @@ func TestConmonArgs(t *testing.T) {
 			t.Errorf("conmon args %q: want %q", joined, want)
 		}
 	}
-	plain := strings.Join(conmonArgs("/usr/bin/runc", "/run/r", "/b", "id1", "n", "/l", false, false), " ")
+	plain := strings.Join(conmonArgs("/usr/bin/runc", "/run/r", "/b", "id1", "n", "/l", false, false, false), " ")
 	if strings.Contains(plain, "--terminal") || strings.Contains(plain, "--stdin") {
 		t.Errorf("conmon args without TTY and stdin: got %q", plain)
+	}
+	once := strings.Join(conmonArgs("/usr/bin/runc", "/run/r", "/b", "id1", "n", "/l", false, true, true), " ")
+	if !strings.Contains(once, "--stdin") || strings.Contains(once, "--leave-stdin-open") {
+		t.Errorf("conmon args with stdinOnce: got %q, want --stdin without --leave-stdin-open", once)
 	}
 }
 

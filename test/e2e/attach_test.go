@@ -30,6 +30,20 @@ spec:
 apiVersion: v1
 kind: Pod
 metadata:
+  name: once
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: %[1]s
+    stdin: true
+    stdinOnce: true
+    command: [cat]
+---
+apiVersion: v1
+kind: Pod
+metadata:
   name: counter
 spec:
   restartPolicy: Never
@@ -52,6 +66,7 @@ func TestRealAttach(t *testing.T) {
 	}
 	waitPod(t, c, ns, "reader", podStartTimeout, phaseIs(corev1.PodRunning))
 	waitPod(t, c, ns, "counter", podStartTimeout, phaseIs(corev1.PodRunning))
+	waitPod(t, c, ns, "once", podStartTimeout, phaseIs(corev1.PodRunning))
 
 	t.Run("stdin", func(t *testing.T) {
 		out, stderr, err := c.KubectlStdin("hello\n", "-n", ns, "attach", "-i", "reader", "-c", "main")
@@ -59,6 +74,15 @@ func TestRealAttach(t *testing.T) {
 			t.Errorf("kubectl attach -i reader: got %v, stdout %q, stderr %q, want got:hello on stdout and err:hello on stderr", err, out, stderr)
 		}
 		waitPod(t, c, ns, "reader", podStartTimeout, phaseIs(corev1.PodSucceeded))
+	})
+	t.Run("stdinOnce", func(t *testing.T) {
+		// cat echoes until its stdin closes, which stdinOnce does when
+		// the first client detaches: the pod then completes.
+		out, stderr, err := c.KubectlStdin("first\n", "-n", ns, "attach", "-i", "once")
+		if err != nil || !strings.Contains(out, "first") {
+			t.Errorf("kubectl attach -i once: got %v, stdout %q, stderr %q, want first echoed", err, out, stderr)
+		}
+		waitPod(t, c, ns, "once", podStartTimeout, phaseIs(corev1.PodSucceeded))
 	})
 	t.Run("output", func(t *testing.T) {
 		out, stderr, err := c.Kubectl("-n", ns, "attach", "counter")
