@@ -29,15 +29,19 @@ import (
 // kubeadm names it for CoreDNS.
 const kubeDNS = "kube-dns"
 
-// dnsHost is where the cluster DNS server listens: the bind address when
-// the server listens on one address, else its node's IP, else the
+// dnsHost is where the cluster DNS server listens: the node's IP when the
+// server runs a node (pods reach it there, also when the API listens on
+// loopback only), else the bind address when it is one address, else the
 // advertised address.
 func (s *Server) dnsHost(advertise string) string {
+	if s.cfg.Node != nil {
+		if s.cfg.Node.NodeIP != "" {
+			return s.cfg.Node.NodeIP
+		}
+		return firstHostIP() // the node's own default
+	}
 	if ip := net.ParseIP(s.cfg.BindAddress); ip != nil && !ip.IsUnspecified() {
 		return ip.String()
-	}
-	if s.cfg.Node != nil && s.cfg.Node.NodeIP != "" {
-		return s.cfg.Node.NodeIP
 	}
 	return advertise
 }

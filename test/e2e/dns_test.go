@@ -289,3 +289,45 @@ func mustReverse(t *testing.T, ip string) string {
 	}
 	return r
 }
+
+// TestRealClusterDNS: on a real node, a pod's resolv.conf names the
+// cluster DNS IP, and a pod asking the server's DNS address (the kube-dns
+// endpoint, the node IP, until the service proxy carries 10.96.0.10)
+// resolves a Service's name to its cluster IP.
+func TestRealClusterDNS(t *testing.T) {
+	c := suite.RealCluster(t)
+	ns := realNamespace(t, c, "real-dns")
+	kubectlOK(t, c, "-n", ns, "create", "service", "clusterip", "web", "--tcp=80:8080")
+	webIP := strings.TrimSpace(kubectlOK(t, c, "-n", ns, "get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"))
+
+	var dnsAddr string
+	framework.WaitFor(t, 30*time.Second, func() (bool, string) {
+		out, errOut, err := c.Kubectl("-n", "kube-system", "get", "endpointslice", "kube-dns", "-o", "jsonpath={.endpoints[0].addresses[0]} {.ports[0].port}")
+		if err != nil {
+			return false, errOut
+		}
+		dnsAddr = out
+		return true, out
+	})
+	if want := c.NodeIP() + " 53"; dnsAddr != want {
+		t.Fatalf("kube-dns endpoint: got %q, want %q (the node IP, port 53)", dnsAddr, want)
+	}
+
+	name := "web." + ns + ".svc.cluster.local"
+	kubectlOK(t, c, "-n", ns, "run", "ask", "--image="+c.Image(framework.ImageBusybox), "--restart=Never", "--",
+		"sh", "-c", "cat /etc/resolv.conf; nslookup "+name+" "+c.NodeIP())
+	waitPod(t, c, ns, "ask", podStartTimeout, func(p *corev1.Pod) string {
+		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			return ""
+		}
+		return "phase " + string(p.Status.Phase)
+	})
+	logs := kubectlOK(t, c, "-n", ns, "logs", "ask")
+	t.Logf("pod output:\n%s", logs)
+	if !strings.Contains(logs, "nameserver 10.96.0.10") {
+		t.Errorf("pod resolv.conf: want nameserver 10.96.0.10 in:\n%s", logs)
+	}
+	if !strings.Contains(logs, "Address: "+webIP) {
+		t.Errorf("nslookup %s from a pod: want Address: %s in:\n%s", name, webIP, logs)
+	}
+}
