@@ -410,7 +410,15 @@ func (r *Runtime) Exec(ctx context.Context, containerID string, cmd []string, st
 	if !validID(containerID) || len(cmd) == 0 {
 		return -1, fmt.Errorf("exec in container %q: bad arguments", containerID)
 	}
-	args := []string{"--root", r.cfg.runcRoot(), "exec"}
+	// runc's own errors (the command cannot be started) go to a log of
+	// their own, to tell them from a command that exits with 255.
+	logFile, err := os.CreateTemp(r.cfg.containerDir(containerID), "exec-*.log")
+	if err != nil {
+		return -1, fmt.Errorf("exec in container %q: %w", containerID, err)
+	}
+	logFile.Close()
+	defer os.Remove(logFile.Name())
+	args := []string{"--root", r.cfg.runcRoot(), "--log", logFile.Name(), "--log-format", "json", "exec"}
 	if tty {
 		args = append(args, "--tty")
 	}
@@ -423,9 +431,13 @@ func (r *Runtime) Exec(ctx context.Context, containerID string, cmd []string, st
 		// container's console.
 		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	}
-	err := c.Run()
+	err = c.Run()
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
+		if msg := lastRuncError(logFile.Name()); msg != "" {
+			// As containerd reports it, and the kubelet passes it on.
+			return -1, fmt.Errorf("failed to exec in container: OCI runtime exec failed: %s", msg)
+		}
 		return exit.ExitCode(), nil
 	}
 	if err != nil {

@@ -561,6 +561,16 @@ func TestExec(t *testing.T) {
 	if err != nil || code != 4 || out.String() != "in\nexec\n" {
 		t.Errorf("exec: got code %d out %q err %v, want 4 \"in\\nexec\\n\"", code, out.String(), err)
 	}
+	// A command that exits 255 is not an exec failure.
+	if code, err := e.r.Exec(context.Background(), id, []string{"/bin/sh", "-c", "exit 255"}, nil, io.Discard, io.Discard, false); err != nil || code != 255 {
+		t.Errorf("exec exit 255: got code %d err %v, want 255 and no error", code, err)
+	}
+	// A command that is not in the image is, as containerd reports it.
+	_, err = e.r.Exec(context.Background(), id, []string{"nosuch"}, nil, io.Discard, io.Discard, false)
+	want := `failed to exec in container: OCI runtime exec failed: exec failed: unable to start container process: exec: "nosuch": executable file not found in $PATH`
+	if err == nil || err.Error() != want {
+		t.Errorf("exec of a missing command: got %v, want %q", err, want)
+	}
 }
 
 func TestRemoveSandboxLeavesNothing(t *testing.T) {

@@ -154,7 +154,9 @@ func TestRealExec(t *testing.T) {
 		}{
 			{[]string{"exec", "shell", "-c", "missing", "--", "true"}, "container missing is not valid for pod shell"},
 			{[]string{"exec", "nope", "--", "true"}, `pods "nope" not found`},
-			{[]string{"exec", "shell", "--", "/no/such/command"}, "no such file or directory"},
+			// As kubectl shows containerd's answer.
+			{[]string{"exec", "shell", "--", "/no/such/command"}, `error: Internal error occurred: error executing command in container: failed to exec in container: OCI runtime exec failed: exec failed: unable to start container process: exec: "/no/such/command": stat /no/such/command: no such file or directory`},
+			{[]string{"exec", "shell", "--", "nosuch"}, `exec: "nosuch": executable file not found in $PATH`},
 		} {
 			_, stderr, err := c.Kubectl(append([]string{"-n", ns}, tc.args...)...)
 			t.Logf("kubectl %s: %v: %s", strings.Join(tc.args, " "), err, strings.TrimSpace(stderr))
