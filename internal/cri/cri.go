@@ -8,6 +8,7 @@ package cri
 import (
 	"context"
 	"io"
+	"net"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -321,4 +322,14 @@ type Attacher interface {
 	// ends and no output is wanted; detaching leaves the container
 	// running.
 	Attach(ctx context.Context, containerID string, stdin io.Reader, stdout, stderr io.Writer, resize <-chan TerminalSize) error
+}
+
+// SandboxDialer is implemented by runtimes that can open connections
+// inside a sandbox's network namespace. The kubelet reaches a pod's ports
+// through it for `kubectl port-forward`, as upstream's runtimes do, so a
+// port bound to the pod's own localhost is reachable too.
+type SandboxDialer interface {
+	// DialSandbox connects to 127.0.0.1:port (TCP) in the sandbox's
+	// network namespace (the node's for a host-network pod).
+	DialSandbox(ctx context.Context, sandboxID string, port uint16) (net.Conn, error)
 }

@@ -14,11 +14,14 @@ import (
 
 	"github.com/gorilla/websocket"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/apimachinery/pkg/util/httpstream/spdy"
 	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
 	"k8s.io/apimachinery/pkg/util/portforward"
 	clientportforward "k8s.io/client-go/tools/portforward"
+
+	"github.com/skiff-sh/skiff/internal/cri"
 )
 
 // The kubelet's port-forward endpoint, /portForward/{namespace}/{pod}, as
@@ -60,6 +63,13 @@ func (s *Server) servePortForward(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := &portForwarder{log: s.log.With("pod", ns+"/"+name), pod: name, host: host, pairs: map[string]*streamPair{}}
+	if d, ok := s.cfg.Runtime.(cri.SandboxDialer); ok && !pod.Spec.HostNetwork {
+		// Inside the pod's network namespace, as upstream's runtimes:
+		// ports bound to the pod's localhost are reachable too.
+		if id := podSandboxID(ctx, s.cfg.Runtime, pod.UID); id != "" {
+			h.dial = func(ctx context.Context, port uint16) (net.Conn, error) { return d.DialSandbox(ctx, id, port) }
+		}
+	}
 	// A hijacked connection's request context is not cancelled when the
 	// client goes, so the handler's own context ends with the connection.
 	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -98,12 +108,30 @@ func portForwardHost(pod *corev1.Pod) string {
 	return pod.Status.PodIP
 }
 
+// podSandboxID is the ID of the pod's ready sandbox, or "" when it has
+// none (or the runtime cannot say).
+func podSandboxID(ctx context.Context, rt Runtime, uid types.UID) string {
+	sbs, err := rt.ListSandboxes(ctx)
+	if err != nil {
+		return ""
+	}
+	for _, sb := range sbs {
+		if sb.PodUID == uid && sb.State == cri.SandboxReady {
+			return sb.ID
+		}
+	}
+	return ""
+}
+
 // portForwarder pairs a connection's streams and forwards each pair.
 type portForwarder struct {
 	ctx  context.Context
 	log  *slog.Logger
 	pod  string
 	host string
+	// dial, when set, connects to a port of the pod; otherwise host:port
+	// is dialed from the node.
+	dial func(ctx context.Context, port uint16) (net.Conn, error)
 
 	mu    sync.Mutex
 	pairs map[string]*streamPair
@@ -218,9 +246,15 @@ func (h *portForwarder) forward(p *streamPair) {
 		fmt.Fprintf(p.errs, "invalid port %q", portText)
 		return
 	}
-	addr := net.JoinHostPort(h.host, strconv.FormatUint(port, 10))
-	d := net.Dialer{Timeout: portForwardDialTimeout}
-	conn, err := d.DialContext(h.ctx, "tcp", addr)
+	dctx, cancel := context.WithTimeout(h.ctx, portForwardDialTimeout)
+	var conn net.Conn
+	if h.dial != nil {
+		conn, err = h.dial(dctx, uint16(port))
+	} else {
+		var d net.Dialer
+		conn, err = d.DialContext(dctx, "tcp", net.JoinHostPort(h.host, strconv.FormatUint(port, 10)))
+	}
+	cancel()
 	if err != nil {
 		fmt.Fprintf(p.errs, "error forwarding port %d to pod %s: %v", port, h.pod, err)
 		return

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"log/slog"
 	"maps"
 	"os"
@@ -939,4 +940,53 @@ func TestLostConmon(t *testing.T) {
 			t.Errorf("container init %s still running", initPID)
 		}
 	}
+}
+
+// TestDialSandbox reaches a server that listens only on the pod's own
+// localhost, from the node.
+func TestDialSandbox(t *testing.T) {
+	e := newTestEnv(t)
+	sb := e.sandbox(t, cri.SandboxConfig{Hostname: "dial"})
+	id := e.run(t, sb, cri.ContainerConfig{Name: "web", Command: []string{"/bin/sh", "-c",
+		"mkdir -p /w && echo inside > /w/index.html && exec httpd -f -p 127.0.0.1:7070 -h /w"}})
+	e.waitState(t, id, cri.ContainerRunning, 10*time.Second)
+	var body string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		body = dialGet(t, e.r, sb, 7070)
+		if strings.Contains(body, "inside") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(body, "inside") {
+		t.Fatalf("GET through DialSandbox: got %q, want the page", body)
+	}
+	// The node's own localhost has no such server.
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:7070", time.Second); err == nil {
+		c.Close()
+		t.Errorf("127.0.0.1:7070 answered in the node's namespace; the test cannot tell the namespaces apart")
+	}
+}
+
+// dialGet fetches / over a connection from DialSandbox, or returns the
+// error's text.
+func dialGet(t *testing.T, r *Runtime, sandboxID string, port uint16) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := r.DialSandbox(ctx, sandboxID, port)
+	if err != nil {
+		return err.Error()
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, "GET /index.html HTTP/1.0\r\n\r\n"); err != nil {
+		return err.Error()
+	}
+	b, err := io.ReadAll(c)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
 }

@@ -190,12 +190,14 @@ spec:
   containers:
   - name: main
     image: %s
-    command: [sh, -c, "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    command: [sh, -c, "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 127.0.0.1:8080 -h /www"]
 `
 
 // TestRealPortForward: kubectl port-forward reaches a real pod's port
 // through the API server and the node's kubelet, over the WebSocket
-// tunnel kubectl uses first and over SPDY.
+// tunnel kubectl uses first and over SPDY. The pod listens on its own
+// localhost only: the node connects from inside the pod's network
+// namespace, as upstream's runtimes do.
 func TestRealPortForward(t *testing.T) {
 	c := suite.RealCluster(t)
 	ns := realNamespace(t, c, "real-portforward")
