@@ -151,7 +151,8 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { errs <- tcpSrv.ActivateAndServe() }()
 
 	factory := informers.NewSharedInformerFactory(s.cfg.Client, 0)
-	if err := s.watch(factory); err != nil {
+	handlersSynced, err := s.watch(factory)
+	if err != nil {
 		_ = udpSrv.Shutdown()
 		_ = tcpSrv.Shutdown()
 		return err
@@ -165,8 +166,11 @@ func (s *Server) Run(ctx context.Context) error {
 
 	synced := make(chan struct{})
 	go func() {
-		factory.WaitForCacheSync(stop)
-		close(synced)
+		// The handlers' own sync: every object of the first lists is in
+		// the index, not only in the informers' stores.
+		if toolscache.WaitForCacheSync(stop, handlersSynced...) {
+			close(synced)
+		}
 	}()
 	select {
 	case <-synced:
@@ -213,7 +217,7 @@ func listen(addr string) (net.PacketConn, net.Listener, error) {
 
 // watch feeds the index from informers. Objects are kept slim in the
 // informers' stores: DNS needs no managed fields or annotations.
-func (s *Server) watch(f informers.SharedInformerFactory) error {
+func (s *Server) watch(f informers.SharedInformerFactory) ([]toolscache.InformerSynced, error) {
 	slim := func(obj any) (any, error) {
 		if m, ok := obj.(metav1.Object); ok {
 			m.SetManagedFields(nil)
@@ -227,35 +231,38 @@ func (s *Server) watch(f informers.SharedInformerFactory) error {
 	eps := f.Discovery().V1().EndpointSlices().Informer()
 	for _, inf := range []toolscache.SharedIndexInformer{ns, svc, eps} {
 		if err := inf.SetTransform(slim); err != nil {
-			return fmt.Errorf("dns: informer transform: %w", err)
+			return nil, fmt.Errorf("dns: informer transform: %w", err)
 		}
 	}
 	ix := s.index
-	_, err := ns.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+	var synced []toolscache.InformerSynced
+	reg, err := ns.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { setObj(o, func(n *corev1.Namespace) { ix.SetNamespace(n.Name) }); touch() },
 		UpdateFunc: func(_, o any) { setObj(o, func(n *corev1.Namespace) { ix.SetNamespace(n.Name) }) },
 		DeleteFunc: func(o any) { delObj(o, func(_, name string) { ix.DeleteNamespace(name) }); touch() },
 	})
 	if err != nil {
-		return fmt.Errorf("dns: namespace handler: %w", err)
+		return nil, fmt.Errorf("dns: namespace handler: %w", err)
 	}
-	_, err = svc.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+	synced = append(synced, reg.HasSynced)
+	reg, err = svc.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { setObj(o, ix.SetService); touch() },
 		UpdateFunc: func(_, o any) { setObj(o, ix.SetService); touch() },
 		DeleteFunc: func(o any) { delObj(o, ix.DeleteService); touch() },
 	})
 	if err != nil {
-		return fmt.Errorf("dns: service handler: %w", err)
+		return nil, fmt.Errorf("dns: service handler: %w", err)
 	}
-	_, err = eps.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+	synced = append(synced, reg.HasSynced)
+	reg, err = eps.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { setObj(o, ix.SetEndpointSlice); touch() },
 		UpdateFunc: func(_, o any) { setObj(o, ix.SetEndpointSlice); touch() },
 		DeleteFunc: func(o any) { delObj(o, ix.DeleteEndpointSlice); touch() },
 	})
 	if err != nil {
-		return fmt.Errorf("dns: endpointslice handler: %w", err)
+		return nil, fmt.Errorf("dns: endpointslice handler: %w", err)
 	}
-	return nil
+	return append(synced, reg.HasSynced), nil
 }
 
 func setObj[T any](o any, f func(T)) {
