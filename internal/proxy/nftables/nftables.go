@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base32"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"runtime"
@@ -17,6 +19,7 @@ import (
 	nft "github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-sh/skiff/internal/proxy"
@@ -81,7 +84,8 @@ type Backend struct {
 	ns    *os.File
 	table *nft.Table
 
-	serviceIPs, serviceNodePorts, noEndpointServices, noEndpointNodePorts, nodePortIPs *nft.Set
+	serviceIPs, serviceNodePorts, noEndpointServices, noEndpointNodePorts *nft.Set
+	endpointPicks, affinityPicks, nodePortIPs, hairpinIPs                 *nft.Set
 
 	// maskSameBridge is true when same-bridge Service traffic is
 	// masqueraded (BridgeMasquerade, or BridgeNetfilter unavailable).
@@ -96,6 +100,21 @@ type Backend struct {
 	// kernels before 6.2 do not see at once that a chain a deleted map
 	// element pointed to is unreferenced.
 	stale map[string]bool
+
+	// pickIDs number the chains that spread traffic over endpoints: the
+	// key of their elements in the endpoint-picks map is (id . index).
+	pickIDs  map[string]uint32
+	freeIDs  []uint32
+	nextID   uint32
+	released []uint32 // freed by the sync under way
+
+	// Element changes are gathered over the whole sync and sent as one
+	// message per map: removals first, then additions.
+	delElems, addElems map[string][]nft.SetElement
+
+	// hairpinRefs counts the programmed Service ports using each
+	// endpoint address; hairpin-ips holds (ip . ip) for each counted one.
+	hairpinRefs, hairpinProgrammed map[netip.Addr]int
 }
 
 // New opens a netlink connection to the configured network namespace and
@@ -112,7 +131,7 @@ func New(cfg Config) (*Backend, error) {
 		cfg.Logger = slog.Default()
 	}
 	b := &Backend{cfg: cfg, log: cfg.Logger, table: &nft.Table{Name: cfg.Table, Family: nft.TableFamilyIPv4}}
-	opts := []nft.ConnOption{nft.AsLasting()}
+	opts := []nft.ConnOption{nft.AsLasting(), nft.WithSockOptions(largeBuffers)}
 	if cfg.NetNS != "" {
 		f, err := os.Open(cfg.NetNS)
 		if err != nil {
@@ -186,6 +205,9 @@ func (b *Backend) Sync(ctx context.Context, rs *proxy.Ruleset) (proxy.SyncResult
 
 func (b *Backend) fullSync(rs *proxy.Ruleset) (proxy.SyncResult, error) {
 	c := b.conn
+	b.pickIDs, b.freeIDs, b.nextID = map[string]uint32{}, nil, 0
+	b.hairpinRefs, b.hairpinProgrammed = map[netip.Addr]int{}, map[netip.Addr]int{}
+	b.startBatch()
 	c.AddTable(b.table)
 	c.DelTable(b.table)
 	c.AddTable(b.table)
@@ -200,15 +222,21 @@ func (b *Backend) fullSync(rs *proxy.Ruleset) (proxy.SyncResult, error) {
 		}
 		applied[sp.Name] = p
 	}
+	if err := b.flushElems(); err != nil {
+		return proxy.SyncResult{}, b.fail(err)
+	}
 	if err := c.Flush(); err != nil {
 		return proxy.SyncResult{}, b.fail(fmt.Errorf("full sync of table ip %s: %w", b.cfg.Table, err))
 	}
+	b.released = nil
+	b.hairpinsApplied()
 	b.synced, b.applied, b.nodeIPs, b.stale = true, applied, slices.Clone(rs.NodeIPs), map[string]bool{}
 	return proxy.SyncResult{Full: true, Changed: len(rs.Services)}, nil
 }
 
 func (b *Backend) incrementalSync(rs *proxy.Ruleset) (proxy.SyncResult, error) {
 	c := b.conn
+	b.startBatch()
 	applied := make(map[proxy.ServicePortName]*plan, len(rs.Services))
 	stale := map[string]bool{}
 	changed := 0
@@ -259,9 +287,14 @@ func (b *Backend) incrementalSync(rs *proxy.Ruleset) (proxy.SyncResult, error) {
 			}
 		}
 	}
+	if err := b.flushElems(); err != nil {
+		return proxy.SyncResult{}, b.fail(err)
+	}
 	if err := c.Flush(); err != nil {
 		return proxy.SyncResult{}, b.fail(fmt.Errorf("sync of table ip %s: %w", b.cfg.Table, err))
 	}
+	b.freeIDs, b.released = append(b.freeIDs, b.released...), nil
+	b.hairpinsApplied()
 	b.applied, b.nodeIPs, b.stale = applied, slices.Clone(rs.NodeIPs), stale
 	return proxy.SyncResult{Changed: changed}, nil
 }
@@ -270,7 +303,120 @@ func (b *Backend) incrementalSync(rs *proxy.Ruleset) (proxy.SyncResult, error) {
 func (b *Backend) fail(err error) error {
 	b.synced = false
 	b.applied = nil
+	b.released = nil
 	return err
+}
+
+func (b *Backend) startBatch() {
+	b.delElems, b.addElems, b.released = map[string][]nft.SetElement{}, map[string][]nft.SetElement{}, nil
+}
+
+// flushElems queues the gathered element changes, removals first (a key
+// whose verdict changed is removed and added again).
+func (b *Backend) flushElems() error {
+	for ip, n := range b.hairpinRefs {
+		if n > 0 && b.hairpinProgrammed[ip] == 0 {
+			b.addElems[setHairpinIPs] = append(b.addElems[setHairpinIPs], nft.SetElement{Key: hairpinKey(ip)})
+		}
+	}
+	for ip := range b.hairpinProgrammed {
+		if b.hairpinRefs[ip] == 0 {
+			b.delElems[setHairpinIPs] = append(b.delElems[setHairpinIPs], nft.SetElement{Key: hairpinKey(ip)})
+		}
+	}
+	for _, m := range b.maps() {
+		for _, part := range chunks(b.delElems[m.Name]) {
+			if err := b.conn.SetDeleteElements(m, part); err != nil {
+				return fmt.Errorf("delete elements of %s: %w", m.Name, err)
+			}
+		}
+	}
+	for _, m := range b.maps() {
+		for _, part := range chunks(b.addElems[m.Name]) {
+			if err := b.conn.SetAddElements(m, part); err != nil {
+				return fmt.Errorf("add elements to %s: %w", m.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// maxElemBytes bounds the elements of one message: their list is a
+// netlink attribute, whose length is 16 bits.
+const maxElemBytes = 48 << 10
+
+// chunks splits elements into lists whose encoding fits one attribute.
+func chunks(els []nft.SetElement) [][]nft.SetElement {
+	var out [][]nft.SetElement
+	start, size := 0, 0
+	for i, e := range els {
+		n := 48 + len(e.Key)
+		if e.VerdictData != nil {
+			n += len(e.VerdictData.Chain)
+		}
+		if size+n > maxElemBytes && i > start {
+			out = append(out, els[start:i])
+			start, size = i, 0
+		}
+		size += n
+	}
+	if start < len(els) {
+		out = append(out, els[start:])
+	}
+	return out
+}
+
+func (b *Backend) maps() []*nft.Set {
+	return []*nft.Set{b.serviceIPs, b.serviceNodePorts, b.noEndpointServices, b.noEndpointNodePorts, b.endpointPicks, b.affinityPicks, b.hairpinIPs}
+}
+
+// hairpinsApplied records that the sync under way succeeded.
+func (b *Backend) hairpinsApplied() {
+	for ip, n := range b.hairpinRefs {
+		if n == 0 {
+			delete(b.hairpinRefs, ip)
+		}
+	}
+	b.hairpinProgrammed = maps.Clone(b.hairpinRefs)
+}
+
+func hairpinKey(ip netip.Addr) []byte {
+	a := ip.As4()
+	return append(a[:], a[:]...)
+}
+
+// countHairpins adds delta to the count of every endpoint address of p.
+func (b *Backend) countHairpins(p *plan, delta int) {
+	if p == nil {
+		return
+	}
+	for _, e := range p.endpoints {
+		b.hairpinRefs[e.IP] += delta
+	}
+}
+
+// pickID returns the number of a spreading chain, allocating one.
+func (b *Backend) pickID(chain string) uint32 {
+	if id, ok := b.pickIDs[chain]; ok {
+		return id
+	}
+	var id uint32
+	if n := len(b.freeIDs); n > 0 {
+		id, b.freeIDs = b.freeIDs[n-1], b.freeIDs[:n-1]
+	} else {
+		b.nextID++
+		id = b.nextID
+	}
+	b.pickIDs[chain] = id
+	return id
+}
+
+// releasePick frees a chain's number once the sync under way succeeds.
+func (b *Backend) releasePick(chain string) {
+	if id, ok := b.pickIDs[chain]; ok {
+		delete(b.pickIDs, chain)
+		b.released = append(b.released, id)
+	}
 }
 
 // Names of the fixed objects of the table.
@@ -280,6 +426,9 @@ const (
 	mapServiceNodePorts     = "service-nodeports"
 	mapNoEndpointServices   = "no-endpoint-services"
 	mapNoEndpointNodePorts  = "no-endpoint-nodeports"
+	mapEndpointPicks        = "endpoint-picks"
+	mapAffinityPicks        = "affinity-picks"
+	setHairpinIPs           = "hairpin-ips"
 	chainServices           = "services"
 	chainMarkForMasquerade  = "mark-for-masquerade"
 	chainMasquerading       = "masquerading"
@@ -311,13 +460,18 @@ func (b *Backend) initSets() {
 	b.serviceNodePorts = vmap(mapServiceNodePorts, protoPort)
 	b.noEndpointServices = vmap(mapNoEndpointServices, addrProtoPort)
 	b.noEndpointNodePorts = vmap(mapNoEndpointNodePorts, protoPort)
+	pickKey := nft.MustConcatSetType(nft.TypeInteger, nft.TypeInteger)
+	b.endpointPicks = &nft.Set{Table: b.table, Name: mapEndpointPicks, IsMap: true, Concatenation: true, KeyType: pickKey,
+		DataType: nft.MustConcatSetType(nft.TypeIPAddr, nft.TypeInetService)}
+	b.affinityPicks = vmap(mapAffinityPicks, pickKey)
+	b.hairpinIPs = &nft.Set{Table: b.table, Name: setHairpinIPs, Concatenation: true, KeyType: nft.MustConcatSetType(nft.TypeIPAddr, nft.TypeIPAddr)}
 	b.nodePortIPs = &nft.Set{Table: b.table, Name: setNodePortIPs, KeyType: nft.TypeIPAddr}
 }
 
 // addBase queues the table's fixed sets, maps and chains.
 func (b *Backend) addBase(nodeIPs []netip.Addr) error {
 	c := b.conn
-	for _, s := range []*nft.Set{b.serviceIPs, b.serviceNodePorts, b.noEndpointServices, b.noEndpointNodePorts} {
+	for _, s := range b.maps() {
 		s.ID = 0
 		if err := c.AddSet(s, nil); err != nil {
 			return fmt.Errorf("add map %s: %w", s.Name, err)
@@ -363,6 +517,14 @@ func (b *Backend) addBase(nodeIPs []netip.Addr) error {
 	}
 	post := base(chainNATPostrouting, nft.ChainTypeNAT, nft.ChainHookPostrouting, *nft.ChainPriorityNATSource)
 	rule(post, verdict(expr.VerdictJump, chainMasquerading))
+	// Hairpin: an endpoint reaching itself through a Service answers the
+	// node, not itself. One set of (ip . ip) for every endpoint replaces
+	// a rule per endpoint.
+	rule(post, concat(matchCtDNAT(), []expr.Any{
+		loadAddr(offSaddr, reg1), loadAddr(offDaddr, reg32b),
+		&expr.Lookup{SourceRegister: reg1, SetName: setHairpinIPs},
+		&expr.Masq{},
+	})...)
 	if b.masqSameBridge && b.cfg.LocalPodCIDR.IsValid() && b.cfg.LocalPodCIDR.Addr().Is4() {
 		rule(post, concat(matchCtDNAT(),
 			matchPrefix(offSaddr, b.cfg.LocalPodCIDR, false),
@@ -408,9 +570,10 @@ func addrElems(ips []netip.Addr) []nft.SetElement {
 
 // plan is what one Service port owns in the table.
 type plan struct {
-	sp       *proxy.ServicePort
-	chains   []chainPlan
-	affinity []string // per-endpoint affinity set names
+	sp        *proxy.ServicePort
+	chains    []chainPlan
+	affinity  []string         // per-endpoint affinity set names
+	endpoints []proxy.Endpoint // every endpoint a chain of the port uses
 	// elements per map, keyed by the map's name
 	elems map[string][]nft.SetElement
 }
@@ -421,10 +584,16 @@ type chainPlan struct {
 }
 
 // rulePlan is a rule; when numgen is set, the rule ends in
-// "numgen random mod len(numgen) vmap { i : goto numgen[i] }".
+// "numgen random mod len(numgen)" looked up with the chain's number in the
+// endpoint-picks map, whose elements (number . i) goto numgen[i]. One
+// shared map, rather than an anonymous map per rule, keeps the kernel's
+// set lookups (linear in the sets of a table) cheap with many Services.
 type rulePlan struct {
 	exprs  []expr.Any
 	numgen []string
+	pick   uint32
+	// dnat is set for a rule that DNATs through endpoint-picks.
+	dnat bool
 	// affinity is the set name a dynset update or lookup refers to, so
 	// that the set's batch ID can be filled in.
 	affinity string
@@ -517,22 +686,42 @@ func (b *Backend) buildPlan(sp *proxy.ServicePort) *plan {
 		if internal {
 			ch.rules = append(ch.rules, masqueradeOffCluster())
 		}
+		id := b.pickID(name)
+		if sp.Affinity == 0 {
+			// numgen picks an index; endpoint-picks maps (chain number
+			// . index) to the endpoint's address and port, which the
+			// rule DNATs to. No chain per endpoint: the kernel's
+			// validation of a goto walks the target chain and the
+			// verdict maps it uses, which would cost as much as there
+			// are Services.
+			for i, e := range eps {
+				key := append(binaryutil.NativeEndian.PutUint32(id), binaryutil.NativeEndian.PutUint32(uint32(i))...)
+				a := e.IP.As4()
+				val := append(a[:], 0, 0, 0, 0)
+				binary.BigEndian.PutUint16(val[4:], e.Port)
+				p.elems[mapEndpointPicks] = append(p.elems[mapEndpointPicks], nft.SetElement{Key: key, Val: val})
+			}
+			ch.rules = append(ch.rules, rulePlan{exprs: matchL4Proto(proto), numgen: make([]string, len(eps)), pick: id, dnat: true})
+			return ch
+		}
 		var targets []string
 		for _, e := range eps {
 			eid := endpointID(sp.Name, e)
-			if sp.Affinity > 0 {
-				ch.rules = append(ch.rules, rulePlan{
-					exprs: []expr.Any{
-						loadAddr(offSaddr, reg1),
-						&expr.Lookup{SourceRegister: reg1, SetName: affinitySetPrefix + eid},
-						verdict(expr.VerdictGoto, endpointChainPrefix+eid),
-					},
-					affinity: affinitySetPrefix + eid,
-				})
-			}
+			ch.rules = append(ch.rules, rulePlan{
+				exprs: []expr.Any{
+					loadAddr(offSaddr, reg1),
+					&expr.Lookup{SourceRegister: reg1, SetName: affinitySetPrefix + eid},
+					verdict(expr.VerdictGoto, endpointChainPrefix+eid),
+				},
+				affinity: affinitySetPrefix + eid,
+			})
 			targets = append(targets, endpointChainPrefix+eid)
 		}
-		ch.rules = append(ch.rules, rulePlan{numgen: targets})
+		for i, target := range targets {
+			key := append(binaryutil.NativeEndian.PutUint32(id), binaryutil.NativeEndian.PutUint32(uint32(i))...)
+			addElem(mapAffinityPicks, key, expr.VerdictGoto, target)
+		}
+		ch.rules = append(ch.rules, rulePlan{numgen: targets, pick: id})
 		return ch
 	}
 	if len(sp.ClusterEndpoints) > 0 {
@@ -566,29 +755,30 @@ func (b *Backend) buildPlan(sp *proxy.ServicePort) *plan {
 		p.chains = append(p.chains, ext)
 	}
 
-	// Endpoint chains: one per endpoint either list uses.
 	all := slices.Clone(sp.ClusterEndpoints)
 	for _, e := range sp.LocalEndpoints {
 		if !slices.Contains(all, e) {
 			all = append(all, e)
 		}
 	}
+	p.endpoints = all
+	if sp.Affinity == 0 {
+		return p
+	}
+	// With session affinity, a chain per endpoint records the client in
+	// the endpoint's affinity set.
 	for _, e := range all {
 		eid := endpointID(sp.Name, e)
 		ch := chainPlan{name: endpointChainPrefix + eid}
-		// Hairpin: a pod reaching itself through the Service.
-		ch.rules = append(ch.rules, rulePlan{exprs: append(matchAddr(offSaddr, e.IP), verdict(expr.VerdictJump, chainMarkForMasquerade))})
-		if sp.Affinity > 0 {
-			set := affinitySetPrefix + eid
-			p.affinity = append(p.affinity, set)
-			ch.rules = append(ch.rules, rulePlan{
-				exprs: []expr.Any{
-					loadAddr(offSaddr, reg1),
-					&expr.Dynset{SrcRegKey: reg1, SetName: set, Operation: unix.NFT_DYNSET_OP_UPDATE, Timeout: sp.Affinity},
-				},
-				affinity: set,
-			})
-		}
+		set := affinitySetPrefix + eid
+		p.affinity = append(p.affinity, set)
+		ch.rules = append(ch.rules, rulePlan{
+			exprs: []expr.Any{
+				loadAddr(offSaddr, reg1),
+				&expr.Dynset{SrcRegKey: reg1, SetName: set, Operation: unix.NFT_DYNSET_OP_UPDATE, Timeout: sp.Affinity},
+			},
+			affinity: set,
+		})
 		a := e.IP.As4()
 		ch.rules = append(ch.rules, rulePlan{exprs: concat(matchL4Proto(proto), []expr.Any{
 			&expr.Immediate{Register: reg1, Data: a[:]},
@@ -605,23 +795,13 @@ func (b *Backend) buildPlan(sp *proxy.ServicePort) *plan {
 // stale (nil during a full sync, where nothing is old).
 func (b *Backend) change(old, next *plan, stale map[string]bool) error {
 	c := b.conn
-	maps := map[string]*nft.Set{
-		mapServiceIPs: b.serviceIPs, mapServiceNodePorts: b.serviceNodePorts,
-		mapNoEndpointServices: b.noEndpointServices, mapNoEndpointNodePorts: b.noEndpointNodePorts,
-	}
-	mapNames := []string{mapServiceIPs, mapServiceNodePorts, mapNoEndpointServices, mapNoEndpointNodePorts}
-
+	b.countHairpins(old, -1)
+	b.countHairpins(next, 1)
 	oldChains := map[string]bool{}
 	if old != nil {
-		for _, m := range mapNames {
-			if els := old.elems[m]; len(els) > 0 {
-				keys := make([]nft.SetElement, len(els))
-				for i, e := range els {
-					keys[i] = nft.SetElement{Key: e.Key}
-				}
-				if err := c.SetDeleteElements(maps[m], keys); err != nil {
-					return fmt.Errorf("service %s: delete elements of %s: %w", old.sp.Name, m, err)
-				}
+		for m, els := range old.elems {
+			for _, e := range els {
+				b.delElems[m] = append(b.delElems[m], nft.SetElement{Key: e.Key})
 			}
 		}
 		for _, ch := range old.chains {
@@ -637,8 +817,11 @@ func (b *Backend) change(old, next *plan, stale map[string]bool) error {
 	// Flush every chain the port had (its rules are rewritten or it goes).
 	for name := range oldChains {
 		c.FlushChain(&nft.Chain{Name: name, Table: b.table})
-		if !nextChains[name] && stale != nil {
-			stale[name] = true
+		if !nextChains[name] {
+			b.releasePick(name)
+			if stale != nil {
+				stale[name] = true
+			}
 		}
 	}
 	if next == nil {
@@ -682,28 +865,24 @@ func (b *Backend) change(old, next *plan, stale map[string]bool) error {
 					}
 				}
 			}
-			if len(r.numgen) > 0 {
-				m := &nft.Set{Table: b.table, Anonymous: true, Constant: true, IsMap: true, KeyType: nft.TypeInteger, DataType: nft.TypeVerdict}
-				els := make([]nft.SetElement, len(r.numgen))
-				for i, target := range r.numgen {
-					els[i] = nft.SetElement{Key: binaryutil.NativeEndian.PutUint32(uint32(i)), VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: target}}
-				}
-				if err := c.AddSet(m, els); err != nil {
-					return fmt.Errorf("service %s: add endpoint map: %w", next.sp.Name, err)
-				}
+			switch {
+			case r.dnat:
 				exprs = append(exprs,
-					&expr.Numgen{Register: reg1, Modulus: uint32(len(r.numgen)), Type: unix.NFT_NG_RANDOM},
-					&expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: m.Name, SetID: m.ID})
+					&expr.Immediate{Register: reg1, Data: binaryutil.NativeEndian.PutUint32(r.pick)},
+					&expr.Numgen{Register: reg32b, Modulus: uint32(len(r.numgen)), Type: unix.NFT_NG_RANDOM},
+					&expr.Lookup{SourceRegister: reg1, DestRegister: reg1, IsDestRegSet: true, SetName: mapEndpointPicks},
+					&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: reg1, RegProtoMin: reg32b, Specified: true})
+			case len(r.numgen) > 0:
+				exprs = append(exprs,
+					&expr.Immediate{Register: reg1, Data: binaryutil.NativeEndian.PutUint32(r.pick)},
+					&expr.Numgen{Register: reg32b, Modulus: uint32(len(r.numgen)), Type: unix.NFT_NG_RANDOM},
+					&expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: mapAffinityPicks})
 			}
 			c.AddRule(&nft.Rule{Table: b.table, Chain: chains[ch.name], Exprs: exprs})
 		}
 	}
-	for _, m := range mapNames {
-		if els := next.elems[m]; len(els) > 0 {
-			if err := c.SetAddElements(maps[m], els); err != nil {
-				return fmt.Errorf("service %s: add elements to %s: %w", next.sp.Name, m, err)
-			}
-		}
+	for m, els := range next.elems {
+		b.addElems[m] = append(b.addElems[m], els...)
 	}
 	return b.deleteAffinitySets(old, next)
 }
@@ -717,6 +896,34 @@ func (b *Backend) deleteAffinitySets(old, next *plan) error {
 			continue
 		}
 		b.conn.DelSet(&nft.Set{Table: b.table, Name: name})
+	}
+	return nil
+}
+
+// socketBuffer is the netlink socket's send and receive buffer: a full
+// sync of 10,000 Service ports is one transaction of tens of megabytes,
+// which must fit in one sendmsg.
+const socketBuffer = 256 << 20
+
+// largeBuffers raises the netlink socket's buffers past the system's
+// defaults (SO_SNDBUFFORCE needs CAP_NET_ADMIN, which programming
+// nftables needs anyway).
+func largeBuffers(c *netlink.Conn) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("netlink socket: %w", err)
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, socketBuffer); serr != nil {
+			return
+		}
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBuffer)
+	}); err != nil {
+		return fmt.Errorf("netlink socket: %w", err)
+	}
+	if serr != nil {
+		return fmt.Errorf("netlink socket buffers: %w", serr)
 	}
 	return nil
 }

@@ -175,11 +175,12 @@ func TestBackendForwards(t *testing.T) {
 		}
 	})
 	t.Run("an incremental change touches only its service", func(t *testing.T) {
-		others := append(chainNames(b.applied[sticky.Name]), chainNames(b.applied[local.Name])...)
+		others := append(chainNames(b.applied[web.Name]), chainNames(b.applied[local.Name])...)
 		before := ruleHandles(t, b, others)
-		oldWeb := b.applied[web.Name]
-		web2 := port("web", "10.96.0.10", 30080, pod1)
-		rs2 := &proxy.Ruleset{NodeIPs: rs.NodeIPs, Services: []*proxy.ServicePort{local, none, sticky, web2}}
+		oldSticky := b.applied[sticky.Name]
+		sticky2 := *sticky
+		sticky2.ClusterEndpoints = []proxy.Endpoint{pod1}
+		rs2 := &proxy.Ruleset{NodeIPs: rs.NodeIPs, Services: []*proxy.ServicePort{local, none, &sticky2, web}}
 		res, err := b.Sync(ctx, rs2)
 		if err != nil {
 			t.Fatalf("Sync: %v", err)
@@ -193,15 +194,15 @@ func TestBackendForwards(t *testing.T) {
 				t.Errorf("rules of %s: got handles %v, want unchanged %v", name, after[name], before[name])
 			}
 		}
-		got, _ := askMany(t, n.node, "10.96.0.10:80", 15)
-		if want := map[string]int{"pod1": 15}; !equalCount(got, want) {
+		got, _ := askMany(t, n.node, "10.96.0.12:80", 10)
+		if want := map[string]int{"pod1": 10}; !equalCount(got, want) {
 			t.Errorf("backends after removing pod2: got %v, want %v", got, want)
 		}
 		// The removed endpoint's chain is flushed now and deleted by
 		// the next sync.
-		gone := endpointChainPrefix + endpointID(web.Name, pod2)
-		if !contains(chainNames(oldWeb), gone) {
-			t.Fatalf("test bug: %s is not a chain of web", gone)
+		gone := endpointChainPrefix + endpointID(sticky.Name, pod2)
+		if !contains(chainNames(oldSticky), gone) {
+			t.Fatalf("test bug: %s is not a chain of sticky", gone)
 		}
 		if h := ruleHandles(t, b, []string{gone}); len(h[gone]) != 0 {
 			t.Errorf("rules of removed endpoint chain: got %v, want none", h[gone])
@@ -211,6 +212,21 @@ func TestBackendForwards(t *testing.T) {
 		}
 		if _, err := b.conn.ListChain(b.table, gone); err == nil {
 			t.Errorf("chain %s: still there after the next sync, want deleted", gone)
+		}
+	})
+	t.Run("removing an endpoint stops traffic to it", func(t *testing.T) {
+		web2 := port("web", "10.96.0.10", 30080, pod1)
+		rs3 := &proxy.Ruleset{NodeIPs: rs.NodeIPs, Services: []*proxy.ServicePort{local, none, sticky, web2}}
+		if _, err := b.Sync(ctx, rs3); err != nil {
+			t.Fatalf("Sync: %v", err)
+		}
+		got, _ := askMany(t, n.node, "10.96.0.10:80", 15)
+		if want := map[string]int{"pod1": 15}; !equalCount(got, want) {
+			t.Errorf("backends after removing pod2: got %v, want %v", got, want)
+		}
+		// Back to both, for the next steps.
+		if _, err := b.Sync(ctx, rs); err != nil {
+			t.Fatalf("Sync: %v", err)
 		}
 	})
 	t.Run("a new backend restarts with a full resync", func(t *testing.T) {
