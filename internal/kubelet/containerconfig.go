@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
@@ -239,6 +240,32 @@ func (k *Kubelet) containerEnv(ctx context.Context, pod *corev1.Pod, c *corev1.C
 	return out, nil
 }
 
+// listServices returns the Services of a namespace, from the informer's
+// cache when the kubelet has one. The objects are shared: read only.
+func (k *Kubelet) listServices(ctx context.Context, ns string) ([]*corev1.Service, error) {
+	if k.services != nil {
+		return k.services.Services(ns).List(labels.Everything())
+	}
+	list, err := k.client.CoreV1().Services(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*corev1.Service, len(list.Items))
+	for i := range list.Items {
+		out[i] = &list.Items[i]
+	}
+	return out, nil
+}
+
+// getService returns one Service, from the informer's cache when the
+// kubelet has one.
+func (k *Kubelet) getService(ctx context.Context, ns, name string) (*corev1.Service, error) {
+	if k.services != nil {
+		return k.services.Services(ns).Get(name)
+	}
+	return k.client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+}
+
 // serviceLinks returns the services whose variables a pod gets: those of
 // its namespace when enableServiceLinks (default true), and always the
 // API server's own "kubernetes" service.
@@ -246,17 +273,17 @@ func (k *Kubelet) serviceLinks(ctx context.Context, pod *corev1.Pod) ([]*corev1.
 	var out []*corev1.Service
 	seen := map[string]bool{}
 	if pod.Spec.EnableServiceLinks == nil || *pod.Spec.EnableServiceLinks {
-		list, err := k.client.CoreV1().Services(pod.Namespace).List(ctx, metav1.ListOptions{})
+		list, err := k.listServices(ctx, pod.Namespace)
 		if err != nil {
 			return nil, fmt.Errorf("list services for the environment: %w", err)
 		}
-		for i := range list.Items {
-			out = append(out, &list.Items[i])
-			seen[list.Items[i].Name] = true
+		for _, s := range list {
+			out = append(out, s)
+			seen[s.Name] = true
 		}
 	}
 	if pod.Namespace != metav1.NamespaceDefault || !seen["kubernetes"] {
-		s, err := k.client.CoreV1().Services(metav1.NamespaceDefault).Get(ctx, "kubernetes", metav1.GetOptions{})
+		s, err := k.getService(ctx, metav1.NamespaceDefault, "kubernetes")
 		if err == nil {
 			if seen["kubernetes"] {
 				// a service of the pod's namespace named kubernetes is shadowed

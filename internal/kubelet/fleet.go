@@ -138,9 +138,16 @@ func (f *Fleet) Run(ctx context.Context) error {
 	nodeFactory := informers.NewSharedInformerFactoryWithOptions(f.client, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = f.nodeSelector }),
 		informers.WithTransform(dropManagedFields))
+	// Every Service: containers get the variables of their namespace's
+	// Services when they start, as upstream's kubelet gives them from its
+	// Service informer.
+	svcFactory := informers.NewSharedInformerFactoryWithOptions(f.client, 0, informers.WithTransform(dropManagedFields))
 	podInf := podFactory.Core().V1().Pods()
 	nodeInf := nodeFactory.Core().V1().Nodes()
+	svcInf := svcFactory.Core().V1().Services()
 	f.pods, f.nodes = podInf.Lister(), nodeInf.Lister()
+	services := svcInf.Lister()
+	svcInf.Informer() // registered before Start
 	// The field selectors must parse here; a typo would otherwise only
 	// show as an empty watch.
 	for _, s := range []string{f.podSelector, f.nodeSelector} {
@@ -176,18 +183,16 @@ func (f *Fleet) Run(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	podFactory.Start(ctx.Done())
-	nodeFactory.Start(ctx.Done())
-	defer podFactory.Shutdown()
-	defer nodeFactory.Shutdown()
-	for _, ok := range podFactory.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return nil // ctx ended
-		}
+	factories := []informers.SharedInformerFactory{podFactory, nodeFactory, svcFactory}
+	for _, fac := range factories {
+		fac.Start(ctx.Done())
+		defer fac.Shutdown()
 	}
-	for _, ok := range nodeFactory.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return nil
+	for _, fac := range factories {
+		for _, ok := range fac.WaitForCacheSync(ctx.Done()) {
+			if !ok {
+				return nil // ctx ended
+			}
 		}
 	}
 
@@ -196,7 +201,7 @@ func (f *Fleet) Run(ctx context.Context) error {
 	f.mu.RUnlock()
 	var wg sync.WaitGroup
 	for i, k := range kubelets {
-		k.nodes = f.nodes
+		k.nodes, k.services = f.nodes, services
 		info, err := k.rt.Info(ctx)
 		if err != nil {
 			return fmt.Errorf("node %q: runtime info: %w", k.name, err)

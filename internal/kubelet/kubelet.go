@@ -158,6 +158,9 @@ type Kubelet struct {
 
 	// nodes is the shared node cache when the kubelet runs in a fleet.
 	nodes corelisters.NodeLister
+	// services, when set, answers the Service lookups for containers'
+	// environment; otherwise they go to the API.
+	services corelisters.ServiceLister
 
 	mu      sync.Mutex
 	node    *corev1.Node
