@@ -331,3 +331,94 @@ func TestRealClusterDNS(t *testing.T) {
 		t.Errorf("nslookup %s from a pod: want Address: %s in:\n%s", name, webIP, logs)
 	}
 }
+
+// TestRealStatefulSetDNS: the pods of a StatefulSet behind its headless
+// Service are named <pod>.<service>.<ns>.svc.cluster.local with their pod
+// IPs, the Service's name has every ready pod's address, and its SRV
+// records name each pod, as upstream's cluster DNS answers them.
+func TestRealStatefulSetDNS(t *testing.T) {
+	c := suite.RealCluster(t)
+	ns := realNamespace(t, c, "real-dns-sts")
+	applyYAML(t, c, `apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: `+ns+`}
+spec:
+  clusterIP: None
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: web, namespace: `+ns+`}
+spec:
+  serviceName: web
+  replicas: 2
+  podManagementPolicy: Parallel
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: `+c.Image(framework.ImageBusybox)+`
+        command: [sleep, "3600"]
+        ports:
+        - {name: http, containerPort: 80}
+`)
+	ips := map[string]string{}
+	for _, pod := range []string{"web-0", "web-1"} {
+		p := waitPod(t, c, ns, pod, podStartTimeout, func(p *corev1.Pod) string {
+			ready := slices.ContainsFunc(p.Status.Conditions, func(c corev1.PodCondition) bool {
+				return c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue
+			})
+			if p.Status.PodIP == "" || !ready {
+				return "not ready with an IP: " + statusText(p)
+			}
+			return ""
+		})
+		ips[pod] = p.Status.PodIP
+	}
+	addr := net.JoinHostPort(c.NodeIP(), "53")
+	svcName := "web." + ns + ".svc.cluster.local."
+	framework.WaitFor(t, 30*time.Second, func() (bool, string) {
+		r, err := dnsAsk(addr, "udp", svcName, dns.TypeA)
+		if err != nil {
+			return false, err.Error()
+		}
+		got := dnsRecords(r.Answer)
+		return len(got) == 2, fmt.Sprintf("web A: %q", got)
+	})
+	for pod, ip := range ips {
+		r, err := dnsAsk(addr, "udp", pod+"."+svcName, dns.TypeA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := dnsRecords(r.Answer), []string{pod + "." + svcName + " 5 IN A " + ip}; !slices.Equal(got, want) {
+			t.Errorf("%s A: got %q, want %q", pod, got, want)
+		}
+	}
+	r, err := dnsAsk(addr, "tcp", "_http._tcp."+svcName, dns.TypeSRV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"_http._tcp." + svcName + " 5 IN SRV 0 50 80 web-0." + svcName,
+		"_http._tcp." + svcName + " 5 IN SRV 0 50 80 web-1." + svcName,
+	}
+	if got := dnsRecords(r.Answer); !slices.Equal(got, want) {
+		t.Errorf("SRV: got %q, want %q", got, want)
+	}
+	// PTR of a pod IP names the pod under its Service.
+	rev, _ := dns.ReverseAddr(ips["web-0"])
+	r, err = dnsAsk(addr, "udp", rev, dns.TypePTR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := dnsRecords(r.Answer), []string{rev + " 5 IN PTR web-0." + svcName}; !slices.Equal(got, want) {
+		t.Errorf("PTR of web-0's IP: got %q, want %q", got, want)
+	}
+}
