@@ -178,6 +178,8 @@ func (s *Server) Run(ctx context.Context) error {
 		close(s.ready)
 		s.log.Info("dns server ready", "addr", bound.String(), "zone", s.zone.Name, "upstreams", strings.Join(upstreams, ","))
 	case err := <-errs:
+		_ = udpSrv.Shutdown()
+		_ = tcpSrv.Shutdown()
 		return fmt.Errorf("dns: serve: %w", err)
 	case <-ctx.Done():
 	}
