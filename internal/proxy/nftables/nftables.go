@@ -85,7 +85,12 @@ type Backend struct {
 	table *nft.Table
 
 	serviceIPs, serviceNodePorts, noEndpointServices, noEndpointNodePorts *nft.Set
-	endpointPicks, affinityPicks, nodePortIPs, hairpinIPs                 *nft.Set
+	nodePortIPs, hairpinIPs                                               *nft.Set
+	// endpointPicks and affinityPicks are sharded by chain number: the
+	// kernel checks every new element of a map against every rule bound
+	// to the map, so one map bound by every Service's rule would make a
+	// full sync quadratic.
+	endpointPicks, affinityPicks []*nft.Set
 
 	// maskSameBridge is true when same-bridge Service traffic is
 	// masqueraded (BridgeMasquerade, or BridgeNetfilter unavailable).
@@ -367,7 +372,9 @@ func chunks(els []nft.SetElement) [][]nft.SetElement {
 }
 
 func (b *Backend) maps() []*nft.Set {
-	return []*nft.Set{b.serviceIPs, b.serviceNodePorts, b.noEndpointServices, b.noEndpointNodePorts, b.endpointPicks, b.affinityPicks, b.hairpinIPs}
+	out := []*nft.Set{b.serviceIPs, b.serviceNodePorts, b.noEndpointServices, b.noEndpointNodePorts, b.hairpinIPs}
+	out = append(out, b.endpointPicks...)
+	return append(out, b.affinityPicks...)
 }
 
 // hairpinsApplied records that the sync under way succeeded.
@@ -378,6 +385,11 @@ func (b *Backend) hairpinsApplied() {
 		}
 	}
 	b.hairpinProgrammed = maps.Clone(b.hairpinRefs)
+}
+
+// pickMap names the shard of a picks map that holds chain number id.
+func pickMap(prefix string, id uint32) string {
+	return fmt.Sprintf("%s%d", prefix, id%pickShards)
 }
 
 func hairpinKey(ip netip.Addr) []byte {
@@ -426,8 +438,9 @@ const (
 	mapServiceNodePorts     = "service-nodeports"
 	mapNoEndpointServices   = "no-endpoint-services"
 	mapNoEndpointNodePorts  = "no-endpoint-nodeports"
-	mapEndpointPicks        = "endpoint-picks"
-	mapAffinityPicks        = "affinity-picks"
+	mapEndpointPicks        = "endpoint-picks-"
+	mapAffinityPicks        = "affinity-picks-"
+	pickShards              = 128
 	setHairpinIPs           = "hairpin-ips"
 	chainServices           = "services"
 	chainMarkForMasquerade  = "mark-for-masquerade"
@@ -461,9 +474,11 @@ func (b *Backend) initSets() {
 	b.noEndpointServices = vmap(mapNoEndpointServices, addrProtoPort)
 	b.noEndpointNodePorts = vmap(mapNoEndpointNodePorts, protoPort)
 	pickKey := nft.MustConcatSetType(nft.TypeInteger, nft.TypeInteger)
-	b.endpointPicks = &nft.Set{Table: b.table, Name: mapEndpointPicks, IsMap: true, Concatenation: true, KeyType: pickKey,
-		DataType: nft.MustConcatSetType(nft.TypeIPAddr, nft.TypeInetService)}
-	b.affinityPicks = vmap(mapAffinityPicks, pickKey)
+	for i := range pickShards {
+		b.endpointPicks = append(b.endpointPicks, &nft.Set{Table: b.table, Name: pickMap(mapEndpointPicks, uint32(i)), IsMap: true, Concatenation: true,
+			KeyType: pickKey, DataType: nft.MustConcatSetType(nft.TypeIPAddr, nft.TypeInetService)})
+		b.affinityPicks = append(b.affinityPicks, vmap(pickMap(mapAffinityPicks, uint32(i)), pickKey))
+	}
 	b.hairpinIPs = &nft.Set{Table: b.table, Name: setHairpinIPs, Concatenation: true, KeyType: nft.MustConcatSetType(nft.TypeIPAddr, nft.TypeIPAddr)}
 	b.nodePortIPs = &nft.Set{Table: b.table, Name: setNodePortIPs, KeyType: nft.TypeIPAddr}
 }
@@ -699,7 +714,8 @@ func (b *Backend) buildPlan(sp *proxy.ServicePort) *plan {
 				a := e.IP.As4()
 				val := append(a[:], 0, 0, 0, 0)
 				binary.BigEndian.PutUint16(val[4:], e.Port)
-				p.elems[mapEndpointPicks] = append(p.elems[mapEndpointPicks], nft.SetElement{Key: key, Val: val})
+				m := pickMap(mapEndpointPicks, id)
+				p.elems[m] = append(p.elems[m], nft.SetElement{Key: key, Val: val})
 			}
 			ch.rules = append(ch.rules, rulePlan{exprs: matchL4Proto(proto), numgen: make([]string, len(eps)), pick: id, dnat: true})
 			return ch
@@ -719,7 +735,7 @@ func (b *Backend) buildPlan(sp *proxy.ServicePort) *plan {
 		}
 		for i, target := range targets {
 			key := append(binaryutil.NativeEndian.PutUint32(id), binaryutil.NativeEndian.PutUint32(uint32(i))...)
-			addElem(mapAffinityPicks, key, expr.VerdictGoto, target)
+			addElem(pickMap(mapAffinityPicks, id), key, expr.VerdictGoto, target)
 		}
 		ch.rules = append(ch.rules, rulePlan{numgen: targets, pick: id})
 		return ch
@@ -870,13 +886,13 @@ func (b *Backend) change(old, next *plan, stale map[string]bool) error {
 				exprs = append(exprs,
 					&expr.Immediate{Register: reg1, Data: binaryutil.NativeEndian.PutUint32(r.pick)},
 					&expr.Numgen{Register: reg32b, Modulus: uint32(len(r.numgen)), Type: unix.NFT_NG_RANDOM},
-					&expr.Lookup{SourceRegister: reg1, DestRegister: reg1, IsDestRegSet: true, SetName: mapEndpointPicks},
+					&expr.Lookup{SourceRegister: reg1, DestRegister: reg1, IsDestRegSet: true, SetName: pickMap(mapEndpointPicks, r.pick)},
 					&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: reg1, RegProtoMin: reg32b, Specified: true})
 			case len(r.numgen) > 0:
 				exprs = append(exprs,
 					&expr.Immediate{Register: reg1, Data: binaryutil.NativeEndian.PutUint32(r.pick)},
 					&expr.Numgen{Register: reg32b, Modulus: uint32(len(r.numgen)), Type: unix.NFT_NG_RANDOM},
-					&expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: mapAffinityPicks})
+					&expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: pickMap(mapAffinityPicks, r.pick)})
 			}
 			c.AddRule(&nft.Rule{Table: b.table, Chain: chains[ch.name], Exprs: exprs})
 		}
