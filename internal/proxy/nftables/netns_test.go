@@ -181,4 +181,53 @@ func askMany(t *testing.T, ns, addr string, n int) (backends map[string]int, cli
 	return backends, clients
 }
 
+// serveUDP answers every datagram on port in ns with "<name> <client>".
+func serveUDP(t *testing.T, ns, name string, port int) {
+	t.Helper()
+	var pc net.PacketConn
+	if err := inNS(ns, func() (err error) {
+		pc, err = net.ListenPacket("udp4", fmt.Sprintf(":%d", port))
+		return err
+	}); err != nil {
+		t.Fatalf("listen udp in %s: %v", ns, err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { pc.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		buf := make([]byte, 64)
+		for {
+			_, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = pc.WriteTo([]byte(fmt.Sprintf("%s %s", name, from.(*net.UDPAddr).IP)), from)
+		}
+	}()
+}
+
+// askUDP sends one datagram from ns to addr and returns the answer.
+func askUDP(ns, addr string) (answer string, err error) {
+	err = inNS(ns, func() error {
+		c, err := net.Dial("udp4", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Write([]byte("q")); err != nil {
+			return err
+		}
+		buf := make([]byte, 64)
+		n, err := c.Read(buf)
+		if err != nil {
+			return err
+		}
+		answer = string(buf[:n])
+		return nil
+	})
+	return answer, err
+}
+
 func isRefused(err error) bool { return errors.Is(err, unix.ECONNREFUSED) }

@@ -2,8 +2,11 @@ package nftables
 
 import (
 	"context"
+	"errors"
+	"net"
 	"net/netip"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,6 +85,7 @@ func TestBackendForwards(t *testing.T) {
 	dumpOnFailure(t, n)
 	serve(t, n.pod1, "pod1", 8080)
 	serve(t, n.pod2, "pod2", 8080)
+	serveUDP(t, n.pod2, "pod2", 5353)
 	ctx := context.Background()
 
 	web := port("web", "10.96.0.10", 30080, pod1, pod2)
@@ -90,14 +94,20 @@ func TestBackendForwards(t *testing.T) {
 	sticky.Affinity = time.Minute
 	local := port("local", "10.96.0.13", 30082, pod1, pod2)
 	local.ExternalLocal, local.LocalEndpoints = true, []proxy.Endpoint{pod2}
-	rs := &proxy.Ruleset{NodeIPs: []netip.Addr{netip.MustParseAddr("192.168.77.1")}, Services: []*proxy.ServicePort{local, none, sticky, web}}
+	web.ExternalIPs = []netip.Addr{netip.MustParseAddr("198.51.100.10")}
+	web.LoadBalancerIPs = []netip.Addr{netip.MustParseAddr("198.51.100.20")}
+	dns := port("dns", "10.96.0.14", 0, proxy.Endpoint{IP: pod2.IP, Port: 5353})
+	dns.Name.Protocol, dns.Protocol, dns.Port = proxy.UDP, proxy.UDP, 53
+	noLocal := port("nolocal", "10.96.0.15", 30083, pod1)
+	noLocal.ExternalLocal = true
+	rs := &proxy.Ruleset{NodeIPs: []netip.Addr{netip.MustParseAddr("192.168.77.1")}, Services: []*proxy.ServicePort{dns, local, noLocal, none, sticky, web}}
 
 	res, err := b.Sync(ctx, rs)
 	if err != nil {
 		t.Fatalf("first Sync: %v", err)
 	}
-	if !res.Full || res.Changed != 4 {
-		t.Errorf("first Sync: got %+v, want a full sync of 4 service ports", res)
+	if !res.Full || res.Changed != 6 {
+		t.Errorf("first Sync: got %+v, want a full sync of 6 service ports", res)
 	}
 	if b.MasqueradesSameBridge() {
 		t.Errorf("MasqueradesSameBridge: got true, want false (br_netfilter is loaded here)")
@@ -168,6 +178,33 @@ func TestBackendForwards(t *testing.T) {
 			t.Errorf("backends from the node: got %v, want both pod1 and pod2", got)
 		}
 	})
+	t.Run("NodePort with policy Local and no local endpoint drops outside traffic", func(t *testing.T) {
+		_, _, err := ask(n.remote, "192.168.77.1:30083")
+		var nerr net.Error
+		if !errors.As(err, &nerr) || !nerr.Timeout() {
+			t.Errorf("connect from outside: got %v, want a timeout (dropped)", err)
+		}
+		got, _ := askMany(t, n.node, "192.168.77.1:30083", 5)
+		if want := map[string]int{"pod1": 5}; !equalCount(got, want) {
+			t.Errorf("backends from the node: got %v, want %v", got, want)
+		}
+	})
+	t.Run("external and load balancer IPs from outside", func(t *testing.T) {
+		for _, addr := range []string{"198.51.100.10:80", "198.51.100.20:80"} {
+			got, _ := askMany(t, n.remote, addr, 30)
+			if got["pod1"] == 0 || got["pod2"] == 0 {
+				t.Errorf("backends of %s: got %v, want both pod1 and pod2", addr, got)
+			}
+		}
+	})
+	t.Run("UDP ClusterIP", func(t *testing.T) {
+		for _, ns := range []string{n.node, n.pod1} {
+			got, err := askUDP(ns, "10.96.0.14:53")
+			if err != nil || !strings.HasPrefix(got, "pod2 ") {
+				t.Errorf("UDP from %s: got %q, %v, want an answer from pod2", ns, got, err)
+			}
+		}
+	})
 	t.Run("session affinity keeps one backend", func(t *testing.T) {
 		got, _ := askMany(t, n.node, "10.96.0.12:80", 15)
 		if len(got) != 1 {
@@ -180,7 +217,7 @@ func TestBackendForwards(t *testing.T) {
 		oldSticky := b.applied[sticky.Name]
 		sticky2 := *sticky
 		sticky2.ClusterEndpoints = []proxy.Endpoint{pod1}
-		rs2 := &proxy.Ruleset{NodeIPs: rs.NodeIPs, Services: []*proxy.ServicePort{local, none, &sticky2, web}}
+		rs2 := &proxy.Ruleset{NodeIPs: rs.NodeIPs, Services: []*proxy.ServicePort{dns, local, noLocal, none, &sticky2, web}}
 		res, err := b.Sync(ctx, rs2)
 		if err != nil {
 			t.Fatalf("Sync: %v", err)
@@ -215,8 +252,9 @@ func TestBackendForwards(t *testing.T) {
 		}
 	})
 	t.Run("removing an endpoint stops traffic to it", func(t *testing.T) {
-		web2 := port("web", "10.96.0.10", 30080, pod1)
-		rs3 := &proxy.Ruleset{NodeIPs: rs.NodeIPs, Services: []*proxy.ServicePort{local, none, sticky, web2}}
+		web2 := *web
+		web2.ClusterEndpoints = []proxy.Endpoint{pod1}
+		rs3 := &proxy.Ruleset{NodeIPs: rs.NodeIPs, Services: []*proxy.ServicePort{dns, local, noLocal, none, sticky, &web2}}
 		if _, err := b.Sync(ctx, rs3); err != nil {
 			t.Fatalf("Sync: %v", err)
 		}
