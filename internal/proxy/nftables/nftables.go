@@ -986,3 +986,5 @@ func (b *Backend) inNetNS(f func() error) error {
 		return errors.New("timed out in the network namespace")
 	}
 }
+
+var _ proxy.Backend = (*Backend)(nil)
