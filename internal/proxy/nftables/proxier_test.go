@@ -1,0 +1,117 @@
+package nftables
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/netip"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/skiff-sh/skiff/internal/proxy"
+)
+
+// TestProxierWithNftables runs the whole proxy (informers, compiler,
+// nftables) against a fake API: a Service and its EndpointSlice written
+// through the client become forwarding, and an endpoint going unready
+// stops traffic to it.
+func TestProxierWithNftables(t *testing.T) {
+	n := newTestNet(t)
+	b := newBackend(t, n, BridgeNetfilter)
+	dumpOnFailure(t, n)
+	serve(t, n.pod1, "pod1", 8080)
+	serve(t, n.pod2, "pod2", 8080)
+
+	client := fake.NewClientset()
+	p, err := proxy.New(proxy.Config{
+		Client: client, Backend: b, MinSyncInterval: 100 * time.Millisecond,
+		Node:   proxy.Node{Name: "node-a", IPs: []netip.Addr{netip.MustParseAddr("192.168.77.1")}},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"},
+		Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeClusterIP, ClusterIP: "10.96.0.20",
+			Selector: map[string]string{"app": "web"},
+			Ports:    []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, TargetPort: intstr.FromString("http")}},
+		},
+	}
+	ready, notReady := true, false
+	es := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web-abcde",
+			Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptrTo("http"), Protocol: ptrTo(corev1.ProtocolTCP), Port: ptrTo(int32(8080))}},
+		Endpoints: []discoveryv1.Endpoint{
+			{Addresses: []string{"10.244.0.2"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}},
+			{Addresses: []string{"10.244.0.3"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}},
+		},
+	}
+	if _, err := client.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// No endpoints yet: refused.
+	waitUntil(t, "the Service to refuse", func() bool {
+		_, _, err := ask(n.node, "10.96.0.20:80")
+		return isRefused(err)
+	})
+	if _, err := client.DiscoveryV1().EndpointSlices("default").Create(ctx, es, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "both endpoints to answer", func() bool {
+		seen := map[string]bool{}
+		for range 30 {
+			name, _, err := ask(n.pod1, "10.96.0.20:80")
+			if err != nil {
+				return false
+			}
+			seen[name] = true
+		}
+		return seen["pod1"] && seen["pod2"]
+	})
+
+	es.Endpoints[1].Conditions.Ready = &notReady
+	if _, err := client.DiscoveryV1().EndpointSlices("default").Update(ctx, es, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "only pod1 to answer", func() bool {
+		for range 20 {
+			name, _, err := ask(n.node, "10.96.0.20:80")
+			if err != nil || name != "pod1" {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// waitUntil polls cond for up to 10 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
