@@ -92,7 +92,7 @@ type Backend struct {
 	// full sync quadratic.
 	endpointPicks, affinityPicks []*nft.Set
 
-	// maskSameBridge is true when same-bridge Service traffic is
+	// masqSameBridge is true when same-bridge Service traffic is
 	// masqueraded (BridgeMasquerade, or BridgeNetfilter unavailable).
 	masqSameBridge bool
 
@@ -598,17 +598,18 @@ type chainPlan struct {
 	rules []rulePlan
 }
 
-// rulePlan is a rule; when numgen is set, the rule ends in
-// "numgen random mod len(numgen)" looked up with the chain's number in the
-// endpoint-picks map, whose elements (number . i) goto numgen[i]. One
-// shared map, rather than an anonymous map per rule, keeps the kernel's
-// set lookups (linear in the sets of a table) cheap with many Services.
+// rulePlan is a rule. When modulus is set, the rule ends in a pick:
+// "numgen random mod modulus", with the chain's number pick, looked up in
+// the chain's shard of endpoint-picks ((number . i) -> addr . port, then
+// DNAT; dnat is true) or of affinity-picks ((number . i) -> goto the i-th
+// endpoint chain). Shared maps, rather than an anonymous map per rule, keep
+// the kernel's set lookups (linear in the sets of a table) cheap with many
+// Services.
 type rulePlan struct {
-	exprs  []expr.Any
-	numgen []string
-	pick   uint32
-	// dnat is set for a rule that DNATs through endpoint-picks.
-	dnat bool
+	exprs   []expr.Any
+	modulus uint32
+	pick    uint32
+	dnat    bool
 	// affinity is the set name a dynset update or lookup refers to, so
 	// that the set's batch ID can be filled in.
 	affinity string
@@ -717,7 +718,7 @@ func (b *Backend) buildPlan(sp *proxy.ServicePort) *plan {
 				m := pickMap(mapEndpointPicks, id)
 				p.elems[m] = append(p.elems[m], nft.SetElement{Key: key, Val: val})
 			}
-			ch.rules = append(ch.rules, rulePlan{exprs: matchL4Proto(proto), numgen: make([]string, len(eps)), pick: id, dnat: true})
+			ch.rules = append(ch.rules, rulePlan{exprs: matchL4Proto(proto), modulus: uint32(len(eps)), pick: id, dnat: true})
 			return ch
 		}
 		var targets []string
@@ -737,7 +738,7 @@ func (b *Backend) buildPlan(sp *proxy.ServicePort) *plan {
 			key := append(binaryutil.NativeEndian.PutUint32(id), binaryutil.NativeEndian.PutUint32(uint32(i))...)
 			addElem(pickMap(mapAffinityPicks, id), key, expr.VerdictGoto, target)
 		}
-		ch.rules = append(ch.rules, rulePlan{numgen: targets, pick: id})
+		ch.rules = append(ch.rules, rulePlan{modulus: uint32(len(targets)), pick: id})
 		return ch
 	}
 	if len(sp.ClusterEndpoints) > 0 {
@@ -885,13 +886,13 @@ func (b *Backend) change(old, next *plan, stale map[string]bool) error {
 			case r.dnat:
 				exprs = append(exprs,
 					&expr.Immediate{Register: reg1, Data: binaryutil.NativeEndian.PutUint32(r.pick)},
-					&expr.Numgen{Register: reg32b, Modulus: uint32(len(r.numgen)), Type: unix.NFT_NG_RANDOM},
+					&expr.Numgen{Register: reg32b, Modulus: r.modulus, Type: unix.NFT_NG_RANDOM},
 					&expr.Lookup{SourceRegister: reg1, DestRegister: reg1, IsDestRegSet: true, SetName: pickMap(mapEndpointPicks, r.pick)},
 					&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: reg1, RegProtoMin: reg32b, Specified: true})
-			case len(r.numgen) > 0:
+			case r.modulus > 0:
 				exprs = append(exprs,
 					&expr.Immediate{Register: reg1, Data: binaryutil.NativeEndian.PutUint32(r.pick)},
-					&expr.Numgen{Register: reg32b, Modulus: uint32(len(r.numgen)), Type: unix.NFT_NG_RANDOM},
+					&expr.Numgen{Register: reg32b, Modulus: r.modulus, Type: unix.NFT_NG_RANDOM},
 					&expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: pickMap(mapAffinityPicks, r.pick)})
 			}
 			c.AddRule(&nft.Rule{Table: b.table, Chain: chains[ch.name], Exprs: exprs})
