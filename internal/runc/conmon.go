@@ -210,7 +210,7 @@ func exitReason(code int32, oomKilled bool) string {
 // container and exit.json is written.
 func (r *Runtime) exitStatus(id string) (exitStatus, bool) {
 	var st exitStatus
-	if err := readJSON(filepath.Join(r.cfg.containerDir(id), exitFile), &st); err == nil {
+	if err := r.readRecord(filepath.Join(r.cfg.containerDir(id), exitFile), &st); err == nil {
 		return st, true
 	}
 	data, err := os.ReadFile(r.cfg.conmonExitFile(id))
@@ -219,7 +219,7 @@ func (r *Runtime) exitStatus(id string) (exitStatus, bool) {
 	}
 	r.collectMu.Lock()
 	defer r.collectMu.Unlock()
-	if err := readJSON(filepath.Join(r.cfg.containerDir(id), exitFile), &st); err == nil {
+	if err := r.readRecord(filepath.Join(r.cfg.containerDir(id), exitFile), &st); err == nil {
 		return st, true // collected meanwhile
 	}
 	code, err := parseExitCode(data)
@@ -243,7 +243,7 @@ func (r *Runtime) exitStatus(id string) (exitStatus, bool) {
 	if _, err := r.runc(ctx, "delete", "--force", id); err != nil && !strings.Contains(err.Error(), "not exist") {
 		r.logger.Warn("delete exited container", "id", id, "err", err)
 	}
-	if err := writeJSON(filepath.Join(r.cfg.containerDir(id), exitFile), st); err != nil {
+	if err := r.writeRecord(filepath.Join(r.cfg.containerDir(id), exitFile), &st); err != nil {
 		r.logger.Warn("record container exit", "id", id, "err", err)
 		return st, false
 	}
@@ -255,6 +255,9 @@ func (r *Runtime) exitStatus(id string) (exitStatus, bool) {
 // file's process must name the container's bundle, which guards against
 // PID reuse; a zombie has an empty command line.
 func (r *Runtime) conmonAlive(id string) bool {
+	if alive, known := r.watchedConmonAlive(id); known {
+		return alive
+	}
 	data, err := os.ReadFile(filepath.Join(r.cfg.containerDir(id), conmonPIDFile))
 	if err != nil {
 		return false
@@ -267,5 +270,9 @@ func (r *Runtime) conmonAlive(id string) bool {
 	if err != nil {
 		return false
 	}
-	return bytes.Contains(cmdline, []byte("\x00"+r.cfg.containerDir(id)+"\x00"))
+	if !bytes.Contains(cmdline, []byte("\x00"+r.cfg.containerDir(id)+"\x00")) {
+		return false
+	}
+	r.watchConmon(id, pid)
+	return true
 }

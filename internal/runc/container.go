@@ -59,7 +59,7 @@ func (r *Runtime) loadContainer(id string) (*containerState, error) {
 		return nil, fmt.Errorf("container %q: %w", id, os.ErrNotExist)
 	}
 	var c containerState
-	if err := readJSON(r.containerFile(id), &c); err != nil {
+	if err := r.readRecord(r.containerFile(id), &c); err != nil {
 		return nil, fmt.Errorf("container %q: %w", id, err)
 	}
 	return &c, nil
@@ -107,7 +107,7 @@ func (r *Runtime) createContainer(ctx context.Context, s *sandboxState, c *conta
 			return err
 		}
 	}
-	if err := writeJSON(r.containerFile(c.ID), c); err != nil {
+	if err := r.writeRecord(r.containerFile(c.ID), c); err != nil {
 		return err
 	}
 	if err := mountOverlay(rootfs, img.LayerDirs, filepath.Join(dir, "upper"), filepath.Join(dir, "work")); err != nil {
@@ -210,12 +210,12 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 		return err
 	}
 	c.StartedAt = time.Now()
-	if err := writeJSON(r.containerFile(id), c); err != nil {
+	if err := r.writeRecord(r.containerFile(id), c); err != nil {
 		return fmt.Errorf("container %q: %w", id, err)
 	}
 	if _, err := r.runc(ctx, "start", id); err != nil && !r.ranAndExited(id) {
 		c.StartedAt = time.Time{}
-		_ = writeJSON(r.containerFile(id), c)
+		_ = r.writeRecord(r.containerFile(id), c)
 		return fmt.Errorf("pod %q: start container %q: %w", c.Namespace+"/"+c.PodName, c.Name, err)
 	}
 	r.logger.Info("container started", "pod", c.Namespace+"/"+c.PodName, "container", c.Name, "id", id)
@@ -294,7 +294,7 @@ func (r *Runtime) StopContainer(ctx context.Context, id string, grace time.Durat
 func (r *Runtime) recordLostContainer(ctx context.Context, id string) error {
 	_, _ = r.runc(ctx, "delete", "--force", id)
 	st := exitStatus{ExitCode: 137, Reason: "Unknown", Message: "the container's conmon is gone", FinishedAt: time.Now()}
-	if err := writeJSON(filepath.Join(r.cfg.containerDir(id), exitFile), st); err != nil {
+	if err := r.writeRecord(filepath.Join(r.cfg.containerDir(id), exitFile), &st); err != nil {
 		return fmt.Errorf("container %q: %w", id, err)
 	}
 	r.logger.Warn("container lost its conmon", "id", id)
@@ -353,7 +353,10 @@ func (r *Runtime) removeContainerFiles(ctx context.Context, id string) error {
 			break
 		}
 	}
-	if err := os.RemoveAll(dir); err != nil {
+	r.forgetConmon(id)
+	err := os.RemoveAll(dir)
+	r.forgetPrefix(dir)
+	if err != nil {
 		return fmt.Errorf("remove container %q: %w", id, err)
 	}
 	return nil
@@ -383,6 +386,15 @@ func (r *Runtime) status(_ context.Context, c *containerState) cri.Container {
 		ID: c.ID, SandboxID: c.SandboxID, PodUID: c.PodUID, Name: c.Name, Attempt: c.Attempt,
 		Image: c.Image, ImageID: c.ImageID, CreatedAt: c.CreatedAt, StartedAt: c.StartedAt,
 		Labels: c.Labels, LogPath: c.LogPath, State: cri.ContainerUnknown,
+	}
+	// A watched conmon that still runs needs no file read: it exits
+	// right after writing the exit code, so the next list sees the end.
+	if alive, known := r.watchedConmonAlive(c.ID); known && alive {
+		out.State = cri.ContainerCreated
+		if !c.StartedAt.IsZero() {
+			out.State = cri.ContainerRunning
+		}
+		return out
 	}
 	if st, ok := r.exitStatus(c.ID); ok {
 		out.State = cri.ContainerExited

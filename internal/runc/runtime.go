@@ -100,6 +100,8 @@ type Runtime struct {
 	mu sync.Mutex
 	// collectMu serialises collecting exits (see exitStatus).
 	collectMu sync.Mutex
+	// cache keeps the records in memory (records.go).
+	cache *recordCache
 }
 
 var _ cri.Runtime = (*Runtime)(nil)
@@ -155,7 +157,7 @@ func New(cfg Config) (*Runtime, error) {
 			return nil, fmt.Errorf("runc runtime: %w", err)
 		}
 	}
-	return &Runtime{cfg: cfg, logger: cfg.Logger.With("component", "runc")}, nil
+	return &Runtime{cfg: cfg, logger: cfg.Logger.With("component", "runc"), cache: newRecordCache()}, nil
 }
 
 func (c Config) sandboxesDir() string          { return filepath.Join(c.Root, "sandboxes") }

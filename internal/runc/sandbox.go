@@ -55,7 +55,7 @@ func (r *Runtime) loadSandbox(id string) (*sandboxState, error) {
 		return nil, fmt.Errorf("sandbox %q: %w", id, os.ErrNotExist)
 	}
 	var s sandboxState
-	if err := readJSON(r.sandboxFile(id), &s); err != nil {
+	if err := r.readRecord(r.sandboxFile(id), &s); err != nil {
 		return nil, fmt.Errorf("sandbox %q: %w", id, err)
 	}
 	return &s, nil
@@ -91,7 +91,7 @@ func (r *Runtime) runSandbox(ctx context.Context, cfg cri.SandboxConfig, s *sand
 	}
 	// The record goes first, so a crash part-way leaves something that
 	// RemoveSandbox can clean up.
-	if err := writeJSON(r.sandboxFile(s.ID), s); err != nil {
+	if err := r.writeRecord(r.sandboxFile(s.ID), s); err != nil {
 		return err
 	}
 	var kinds []string
@@ -107,7 +107,7 @@ func (r *Runtime) runSandbox(ctx context.Context, cfg cri.SandboxConfig, s *sand
 			return err
 		}
 		s.Namespaces = paths
-		if err := writeJSON(r.sandboxFile(s.ID), s); err != nil {
+		if err := r.writeRecord(r.sandboxFile(s.ID), s); err != nil {
 			return err
 		}
 	}
@@ -117,7 +117,7 @@ func (r *Runtime) runSandbox(ctx context.Context, cfg cri.SandboxConfig, s *sand
 			return err
 		}
 		s.PausePID = pid
-		if err := writeJSON(r.sandboxFile(s.ID), s); err != nil {
+		if err := r.writeRecord(r.sandboxFile(s.ID), s); err != nil {
 			return err
 		}
 	}
@@ -133,7 +133,7 @@ func (r *Runtime) runSandbox(ctx context.Context, cfg cri.SandboxConfig, s *sand
 		}
 		s.IPs = ips
 	}
-	if err := writeJSON(r.sandboxFile(s.ID), s); err != nil {
+	if err := r.writeRecord(r.sandboxFile(s.ID), s); err != nil {
 		return err
 	}
 	return r.writeEtcFiles(cfg, s)
@@ -235,7 +235,7 @@ func (r *Runtime) StopSandbox(ctx context.Context, id string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s.Stopped = true
-	if err := writeJSON(r.sandboxFile(id), s); err != nil {
+	if err := r.writeRecord(r.sandboxFile(id), s); err != nil {
 		return fmt.Errorf("sandbox %q: %w", id, err)
 	}
 	r.logger.Info("sandbox stopped", "pod", s.Namespace+"/"+s.Name, "sandbox", id)
@@ -302,7 +302,10 @@ func (r *Runtime) RemoveSandbox(ctx context.Context, id string) error {
 	if err := os.RemoveAll(filepath.Join(r.cfg.nsDir(), id)); err != nil {
 		return fmt.Errorf("remove sandbox %q: %w", id, err)
 	}
-	if err := os.RemoveAll(r.cfg.sandboxDir(id)); err != nil {
+	err = os.RemoveAll(r.cfg.sandboxDir(id))
+	r.forgetPrefix(r.cfg.sandboxDir(id))
+	r.forgetPrefix(filepath.Join(r.cfg.nsDir(), id))
+	if err != nil {
 		return fmt.Errorf("remove sandbox %q: %w", id, err)
 	}
 	if s != nil {
@@ -327,7 +330,7 @@ func (r *Runtime) ListSandboxes(_ context.Context) ([]cri.Sandbox, error) {
 		state := cri.SandboxReady
 		if s.Stopped {
 			state = cri.SandboxNotReady
-		} else if p := s.netns(); p != "" && !isNsMount(p) {
+		} else if p := s.netns(); p != "" && !r.nsMounted(p) {
 			state = cri.SandboxNotReady
 		}
 		out = append(out, cri.Sandbox{
