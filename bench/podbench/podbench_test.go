@@ -69,8 +69,11 @@ func BenchmarkPodStartup(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	// With a profile asked for, the node runs inside the server, whose
+	// /debug/pprof then covers the control plane and the node agent.
+	profile := os.Getenv(profileEnv)
 	started := time.Now()
-	c, err := framework.Start(ctx, framework.Options{Binary: bin, RealNode: true, AgentProcess: true})
+	c, err := framework.Start(ctx, framework.Options{Binary: bin, RealNode: true, AgentProcess: profile == ""})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -93,6 +96,9 @@ func BenchmarkPodStartup(b *testing.B) {
 		// The image is present before the clock starts: one pod pulls it.
 		runPods(b, client, ns, "warm", 1, c.Image(framework.ImageBusybox))
 		deletePods(b, client, ns)
+		if profile != "" {
+			go cpuProfile(b, client, profile)
+		}
 		idle := readMemory(b, c.AgentPID())
 
 		cpu0 := readCPU(b, c.ServerPID(), c.AgentPID())
@@ -112,6 +118,22 @@ func BenchmarkPodStartup(b *testing.B) {
 		if err := client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// profileEnv names a file for a CPU profile of the server (with its node)
+// while the pods start.
+const profileEnv = "PODBENCH_CPUPROFILE"
+
+// cpuProfile writes a 10 s CPU profile of the server to path.
+func cpuProfile(b *testing.B, client kubernetes.Interface, path string) {
+	data, err := client.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", "10").Timeout(time.Minute).DoRaw(context.Background())
+	if err != nil {
+		b.Logf("cpu profile: %v", err)
+		return
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		b.Logf("cpu profile: %v", err)
 	}
 }
 
@@ -311,9 +333,13 @@ func readMemory(b *testing.B, pid int) memory {
 	return m
 }
 
-// procMemory reads pid's VmRSS, RssAnon, RssFile and Pss.
+// procMemory reads pid's VmRSS, RssAnon, RssFile and Pss; all zero for
+// pid 0 (no such process).
 func procMemory(pid int) (memory, error) {
 	var m memory
+	if pid == 0 {
+		return m, nil
+	}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return m, err

@@ -42,6 +42,10 @@ type Config struct {
 	CgroupRoot     string
 	ClusterCIDR    string
 	StaticPodPath  string
+	// ClusterDNS and ClusterDomain configure pods' resolv.conf (see
+	// NodeConfig).
+	ClusterDNS    []string
+	ClusterDomain string
 	// FileCheckFrequency is how often StaticPodPath is read (20 s).
 	FileCheckFrequency time.Duration
 	// EvictionHard are the hard eviction thresholds ("" for upstream's).
@@ -113,6 +117,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			CgroupRoot: a.cfg.CgroupRoot, ClusterCIDR: a.cfg.ClusterCIDR, Logger: a.log,
 			ClusterCA: rc.TLSClientConfig.CAData, StaticPodPath: a.cfg.StaticPodPath,
 			FileCheckFrequency: a.cfg.FileCheckFrequency, EvictionHard: a.cfg.EvictionHard,
+			ClusterDNS: a.cfg.ClusterDNS, ClusterDomain: a.cfg.ClusterDomain,
 		})
 	}
 	k, err := kubelet.New(kubelet.Config{

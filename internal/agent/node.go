@@ -75,6 +75,11 @@ type NodeConfig struct {
 	// ClusterCIDR is the pod network of the whole cluster, whose traffic
 	// is not masqueraded (default 10.244.0.0/16).
 	ClusterCIDR string
+	// ClusterDNS and ClusterDomain go into the resolv.conf of pods with
+	// dnsPolicy ClusterFirst (default 10.96.0.10 and cluster.local), as
+	// upstream's kubelet flags --cluster-dns and --cluster-domain.
+	ClusterDNS    []string
+	ClusterDomain string
 	// ClusterCA is the PEM of the cluster CA: the kubelet server on
 	// NodeIP:10250 accepts the API server's kubelet-client certificate it
 	// signed. Empty runs no kubelet server (no kubectl logs).
@@ -160,7 +165,8 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 			}
 			log.Info("pod network ready", "podCIDR", cidr)
 		},
-		Pressure:      pressureMonitor(cfg.DataDir, thresholds),
+		Pressure:   pressureMonitor(cfg.DataDir, thresholds),
+		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
 		PodsDir:       filepath.Join(cfg.DataDir, "pods"),
 		StaticPodPath: cfg.StaticPodPath, FileCheckFrequency: cfg.FileCheckFrequency,
 		Capacity: cfg.Capacity, Allocatable: allocatable(cfg.Capacity, thresholds), Labels: cfg.Labels, Taints: cfg.Taints,

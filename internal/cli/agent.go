@@ -2,6 +2,7 @@ package cli
 
 import (
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,7 +20,7 @@ type agentFlags struct {
 	node     nodeFlags
 
 	dataDir, registries, cgroupRoot, clusterCIDR, staticPods string
-	evictionHard                                             string
+	evictionHard, clusterDNS, clusterDomain                  string
 	fileCheckFrequency                                       time.Duration
 }
 
@@ -71,6 +72,17 @@ func (n *nodeFlags) parse(streams Streams) (*slog.Logger, map[string]string, []c
 	return logger, labels, taints, nil
 }
 
+// commaList splits a comma-separated flag value, dropping empty items.
+func commaList(v string) []string {
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
 func newLogger(streams Streams, levelText string) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(levelText)); err != nil {
@@ -95,6 +107,7 @@ func newAgentCommand(streams Streams) *cobra.Command {
 				Labels: labels, Taints: taints, Logger: logger,
 				DataDir: f.dataDir, RegistriesFile: f.registries, CgroupRoot: f.cgroupRoot, ClusterCIDR: f.clusterCIDR, StaticPodPath: f.staticPods,
 				FileCheckFrequency: f.fileCheckFrequency, EvictionHard: f.evictionHard,
+				ClusterDNS: commaList(f.clusterDNS), ClusterDomain: f.clusterDomain,
 			})
 			if err != nil {
 				return err
@@ -112,6 +125,8 @@ func newAgentCommand(streams Streams) *cobra.Command {
 	fl.StringVar(&f.evictionHard, "eviction-hard", agent.DefaultEvictionHard, "hard eviction thresholds: the node reports pressure and evicts pods below them")
 	fl.StringVar(&f.staticPods, "pod-manifest-path", agent.DefaultStaticPodPath, "directory of static pod manifests (\"-\" for none)")
 	fl.StringVar(&f.clusterCIDR, "cluster-cidr", agent.DefaultClusterCIDR, "pod network of the whole cluster, as the server's --cluster-cidr")
+	fl.StringVar(&f.clusterDNS, "cluster-dns", "10.96.0.10", "cluster DNS server IPs, comma-separated (the server's --cluster-dns); pods with dnsPolicy ClusterFirst use them")
+	fl.StringVar(&f.clusterDomain, "cluster-domain", "cluster.local", "the cluster DNS domain, as the server's --cluster-domain")
 	fl.StringVar(&f.nodeName, "node-name", "", "name of the Node (default: the host name)")
 	fl.StringVar(&f.nodeIP, "node-ip", "", "the node's InternalIP (default: first non-loopback IPv4)")
 	f.node.add(cmd, "the Node")

@@ -86,7 +86,8 @@ func newServerCommand(streams Streams) *cobra.Command {
 				}
 				node = &agent.NodeConfig{NodeName: f.nodeName, NodeIP: f.nodeIP, Labels: labels, Taints: taints,
 					RegistriesFile: f.privateRegistry, CgroupRoot: f.cgroupRoot, StaticPodPath: f.staticPods,
-					FileCheckFrequency: f.fileCheckFrequency, EvictionHard: f.evictionHard}
+					FileCheckFrequency: f.fileCheckFrequency, EvictionHard: f.evictionHard,
+					ClusterDNS: commaList(f.clusterDNS), ClusterDomain: f.clusterDomain}
 			}
 			var upstreams []string
 			if f.dnsUpstreams != "" {

@@ -159,9 +159,11 @@ func serverArgs(dir string, p Ports, real *realNode, agentProcess bool, extra []
 	}
 	switch {
 	case real == nil:
-		args = append(args, "--disable-agent")
+		// No cluster DNS on the host's loopback port 53 unless a test
+		// asks for one (ServerArgs).
+		args = append(args, "--disable-agent", "--dns-port", "0")
 	case agentProcess:
-		args = append(args, real.serverArgs(dir)[:4]...) // the addresses only
+		args = append(args, real.controlPlaneArgs()...)
 		args = append(args, "--disable-agent")
 	default:
 		args = append(args, real.serverArgs(dir)...)

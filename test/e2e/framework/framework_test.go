@@ -167,7 +167,7 @@ func TestServerArgs(t *testing.T) {
 		"--write-kubeconfig", "/w/admin.yaml",
 		"--etcd-client-port", "2",
 		"--etcd-peer-port", "3",
-		"--disable-agent",
+		"--disable-agent", "--dns-port", "0",
 		"--secure-port", "9",
 	}
 	if !slices.Equal(got, want) {

@@ -146,10 +146,18 @@ func registriesYAML(addr string) []byte {
 // namespace: the host reaches it at NodeIP over the veth, and its own
 // clients use 127.0.0.1.
 func (r *realNode) serverArgs(dir string) []string {
-	return append([]string{
+	return append(r.controlPlaneArgs(), r.nodeArgs(dir)...)
+}
+
+// controlPlaneArgs are the server's flags that are not the node's.
+func (r *realNode) controlPlaneArgs() []string {
+	return []string{
 		"--bind-address", "0.0.0.0",
 		"--advertise-address", r.Net.NodeIP(),
-	}, r.nodeArgs(dir)...)
+		// Names outside the cluster go nowhere: tests never send
+		// traffic off the machine.
+		"--dns-upstreams", "127.0.0.1:9",
+	}
 }
 
 // nodeArgs are the node's flags, which `skiff server` and `skiff agent`
