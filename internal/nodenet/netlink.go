@@ -284,7 +284,8 @@ type neighEntry struct {
 // neighbours lists the permanent entries of family on ifindex, with their
 // MAC and address (NDA_DST).
 func (k *kernel) neighbours(family uint8, ifindex int) ([]neighEntry, error) {
-	msgs, err := k.execute(unix.RTM_GETNEIGH, netlink.Dump, ndmsg{family: family, ifindex: int32(ifindex)}.marshal())
+	// A strict dump request names no device; the entries are filtered here.
+	msgs, err := k.execute(unix.RTM_GETNEIGH, netlink.Dump, ndmsg{family: family}.marshal())
 	if err != nil {
 		return nil, err
 	}
