@@ -50,6 +50,9 @@ type Config struct {
 	FileCheckFrequency time.Duration
 	// EvictionHard are the hard eviction thresholds ("" for upstream's).
 	EvictionHard string
+	// FlannelBackend is the runc node's backend between nodes (see
+	// NodeConfig).
+	FlannelBackend string
 	// NodeName defaults to the host name, lowercased.
 	NodeName string
 	// NodeIP defaults to the first non-loopback IPv4 address.
@@ -117,7 +120,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			CgroupRoot: a.cfg.CgroupRoot, ClusterCIDR: a.cfg.ClusterCIDR, Logger: a.log,
 			ClusterCA: rc.TLSClientConfig.CAData, StaticPodPath: a.cfg.StaticPodPath,
 			FileCheckFrequency: a.cfg.FileCheckFrequency, EvictionHard: a.cfg.EvictionHard,
-			ClusterDNS: a.cfg.ClusterDNS, ClusterDomain: a.cfg.ClusterDomain,
+			ClusterDNS: a.cfg.ClusterDNS, ClusterDomain: a.cfg.ClusterDomain, FlannelBackend: a.cfg.FlannelBackend,
 		})
 	}
 	k, err := kubelet.New(kubelet.Config{

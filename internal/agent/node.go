@@ -22,6 +22,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/cni"
 	"github.com/skiff-sh/skiff/internal/image"
 	"github.com/skiff-sh/skiff/internal/kubelet"
+	"github.com/skiff-sh/skiff/internal/nodenet"
 	"github.com/skiff-sh/skiff/internal/runc"
 	"github.com/skiff-sh/skiff/internal/version"
 )
@@ -80,6 +81,10 @@ type NodeConfig struct {
 	// upstream's kubelet flags --cluster-dns and --cluster-domain.
 	ClusterDNS    []string
 	ClusterDomain string
+	// FlannelBackend is how pods reach pods on other nodes: "host-gw"
+	// (default; the nodes share one L2 network), "vxlan" or "none" (see
+	// internal/nodenet). Every node of a cluster must use the same.
+	FlannelBackend string
 	// ClusterCA is the PEM of the cluster CA: the kubelet server on
 	// NodeIP:10250 accepts the API server's kubelet-client certificate it
 	// signed. Empty runs no kubelet server (no kubectl logs).
@@ -131,17 +136,35 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 	if os.Geteuid() != 0 {
 		return errors.New("a node with the runc runtime must run as root (it creates namespaces, mounts and cgroups)")
 	}
+	backend, err := nodenet.ParseBackend(cfg.FlannelBackend)
+	if err != nil {
+		return err
+	}
 	log := cfg.Logger
 	images, err := image.New(image.Config{Root: filepath.Join(cfg.DataDir, "images"), RegistriesFile: cfg.RegistriesFile,
 		Logger: log, GCMinAge: imageGCMinAge})
 	if err != nil {
 		return fmt.Errorf("image store: %w", err)
 	}
+	// Pods' packets to other nodes must fit into the VXLAN encapsulation.
+	mtu := 0
+	if backend == nodenet.VXLAN {
+		mtu = nodenet.VXLANMTU
+	}
 	// runc's sandboxes bring lo up themselves.
-	network, err := cni.New(cni.Config{StateDir: filepath.Join(cfg.DataDir, "cni"), ClusterCIDR: cfg.ClusterCIDR, Logger: log, RuntimeBringsUpLoopback: true})
+	network, err := cni.New(cni.Config{StateDir: filepath.Join(cfg.DataDir, "cni"), ClusterCIDR: cfg.ClusterCIDR, MTU: mtu, Logger: log, RuntimeBringsUpLoopback: true})
 	if err != nil {
 		return fmt.Errorf("pod network: %w", err)
 	}
+	routes, err := nodenet.New(nodenet.Config{Client: cfg.Client, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, Backend: backend, Logger: log})
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := routes.Run(ctx); err != nil && ctx.Err() == nil {
+			log.Error("routes to other nodes' pods stopped", "err", err)
+		}
+	}()
 	rt, err := runc.New(runc.Config{
 		Root: filepath.Join(cfg.DataDir, "runc"), RunDir: filepath.Join(cfg.DataDir, "run"),
 		CgroupRoot: cfg.CgroupRoot, Images: runcImages{images}, Network: network, Logger: log,

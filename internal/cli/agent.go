@@ -10,6 +10,7 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/agent"
 	"github.com/skiff-sh/skiff/internal/kubelet"
+	"github.com/skiff-sh/skiff/internal/nodenet"
 )
 
 type agentFlags struct {
@@ -21,6 +22,7 @@ type agentFlags struct {
 
 	dataDir, registries, cgroupRoot, clusterCIDR, staticPods string
 	evictionHard, clusterDNS, clusterDomain                  string
+	flannelBackend                                           string
 	fileCheckFrequency                                       time.Duration
 }
 
@@ -107,7 +109,7 @@ func newAgentCommand(streams Streams) *cobra.Command {
 				Labels: labels, Taints: taints, Logger: logger,
 				DataDir: f.dataDir, RegistriesFile: f.registries, CgroupRoot: f.cgroupRoot, ClusterCIDR: f.clusterCIDR, StaticPodPath: f.staticPods,
 				FileCheckFrequency: f.fileCheckFrequency, EvictionHard: f.evictionHard,
-				ClusterDNS: commaList(f.clusterDNS), ClusterDomain: f.clusterDomain,
+				ClusterDNS: commaList(f.clusterDNS), ClusterDomain: f.clusterDomain, FlannelBackend: f.flannelBackend,
 			})
 			if err != nil {
 				return err
@@ -127,6 +129,7 @@ func newAgentCommand(streams Streams) *cobra.Command {
 	fl.StringVar(&f.clusterCIDR, "cluster-cidr", agent.DefaultClusterCIDR, "pod network of the whole cluster, as the server's --cluster-cidr")
 	fl.StringVar(&f.clusterDNS, "cluster-dns", "10.96.0.10", "cluster DNS server IPs, comma-separated (the server's --cluster-dns); pods with dnsPolicy ClusterFirst use them")
 	fl.StringVar(&f.clusterDomain, "cluster-domain", "cluster.local", "the cluster DNS domain, as the server's --cluster-domain")
+	fl.StringVar(&f.flannelBackend, "flannel-backend", string(nodenet.DefaultBackend), "how pods reach pods on other nodes: host-gw (nodes on one L2 network), vxlan or none; as the server's")
 	fl.StringVar(&f.nodeName, "node-name", "", "name of the Node (default: the host name)")
 	fl.StringVar(&f.nodeIP, "node-ip", "", "the node's InternalIP (default: first non-loopback IPv4)")
 	f.node.add(cmd, "the Node")

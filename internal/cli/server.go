@@ -12,6 +12,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controllermanager"
 	"github.com/skiff-sh/skiff/internal/etcd"
 	"github.com/skiff-sh/skiff/internal/kubelet"
+	"github.com/skiff-sh/skiff/internal/nodenet"
 	"github.com/skiff-sh/skiff/internal/server"
 )
 
@@ -53,6 +54,7 @@ type serverFlags struct {
 	staticPods                  string
 	fileCheckFrequency          time.Duration
 	evictionHard                string
+	flannelBackend              string
 }
 
 func newServerCommand(streams Streams) *cobra.Command {
@@ -87,7 +89,7 @@ func newServerCommand(streams Streams) *cobra.Command {
 				node = &agent.NodeConfig{NodeName: f.nodeName, NodeIP: f.nodeIP, Labels: labels, Taints: taints,
 					RegistriesFile: f.privateRegistry, CgroupRoot: f.cgroupRoot, StaticPodPath: f.staticPods,
 					FileCheckFrequency: f.fileCheckFrequency, EvictionHard: f.evictionHard,
-					ClusterDNS: commaList(f.clusterDNS), ClusterDomain: f.clusterDomain}
+					ClusterDNS: commaList(f.clusterDNS), ClusterDomain: f.clusterDomain, FlannelBackend: f.flannelBackend}
 			}
 			var upstreams []string
 			if f.dnsUpstreams != "" {
@@ -167,5 +169,6 @@ func newServerCommand(streams Streams) *cobra.Command {
 	fl.DurationVar(&f.fileCheckFrequency, "file-check-frequency", kubelet.DefaultFileCheckFrequency, "how often the static pod directory is read")
 	fl.StringVar(&f.evictionHard, "eviction-hard", agent.DefaultEvictionHard, "hard eviction thresholds of this server's node: it reports pressure and evicts pods below them")
 	fl.StringVar(&f.staticPods, "pod-manifest-path", agent.DefaultStaticPodPath, "directory of static pod manifests of this server's node (\"-\" for none)")
+	fl.StringVar(&f.flannelBackend, "flannel-backend", string(nodenet.DefaultBackend), "how pods reach pods on other nodes: host-gw (nodes on one L2 network), vxlan or none; every agent must use the same")
 	return cmd
 }
