@@ -37,6 +37,10 @@ type nodeNet struct {
 	HostIf string `json:"hostIf"`
 	// Subnet is n in 10.213.n.0/24.
 	Subnet int `json:"subnet"`
+	// Host is m in the namespace end's address 10.213.n.m; 0 means 2. The
+	// extra nodes of a multi-node cluster share the server's subnet on a
+	// bridge (multinode.go).
+	Host int `json:"host,omitempty"`
 	// Inode identifies the namespace (the nsfs inode of its pin), so that
 	// processes still in it can be found after a crash.
 	Inode uint64 `json:"inode"`
@@ -47,7 +51,13 @@ type nodeNet struct {
 func (n *nodeNet) HostIP() string { return fmt.Sprintf("10.213.%d.1", n.Subnet) }
 
 // NodeIP is the namespace end's address: the node's IP.
-func (n *nodeNet) NodeIP() string { return fmt.Sprintf("10.213.%d.2", n.Subnet) }
+func (n *nodeNet) NodeIP() string {
+	host := n.Host
+	if host == 0 {
+		host = 2
+	}
+	return fmt.Sprintf("10.213.%d.%d", n.Subnet, host)
+}
 
 // Path is the namespace's pin, for nsenter --net.
 func (n *nodeNet) Path() string { return filepath.Join(netnsDir, n.Name) }

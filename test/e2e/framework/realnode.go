@@ -93,6 +93,9 @@ type record struct {
 	// DataDir is the server's --data-dir; leftover shims name it on their
 	// command line.
 	DataDir string `json:"dataDir"`
+	// Bridge, in a multi-node cluster, is the host bridge joining the
+	// nodes' veths (multinode.go).
+	Bridge string `json:"bridge,omitempty"`
 }
 
 // newRealNode creates the namespace, starts the registry and writes the
@@ -222,6 +225,9 @@ func removeRecord(rec record) error {
 		if err := rec.Net.remove(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := removeBridge(rec.Bridge); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
