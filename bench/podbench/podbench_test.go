@@ -40,6 +40,9 @@ const (
 	// pods is how many pods are created at once, as the target
 	// names it.
 	pods = 100
+	// serialPods are created one after the other before, each waited
+	// for, to measure one pod's way on an idle node.
+	serialPods = 10
 	// creators is how many clients create them concurrently.
 	creators = 20
 	// readyTimeout bounds the wait for every pod to be Ready.
@@ -100,6 +103,16 @@ func BenchmarkPodStartup(b *testing.B) {
 			go cpuProfile(b, client, profile)
 		}
 		idle := readMemory(b, c.AgentPID())
+
+		// One at a time: the path of a single pod on an idle node.
+		var single []time.Duration
+		for j := range serialPods {
+			single = append(single, runPods(b, client, ns, fmt.Sprintf("s%d", j), 1, c.Image(framework.ImageBusybox))...)
+		}
+		slices.Sort(single)
+		b.ReportMetric(float64(single[len(single)/2].Milliseconds()), "single-p50-ms")
+		b.Logf("%d pods one at a time, creation to Ready: p50 %v, max %v", serialPods, single[len(single)/2], single[len(single)-1])
+		deletePods(b, client, ns)
 
 		cpu0 := readCPU(b, c.ServerPID(), c.AgentPID())
 		b.ResetTimer()
@@ -203,6 +216,9 @@ func runPods(b *testing.B, client kubernetes.Interface, ns, prefix string, n int
 			pod, ok := ev.Object.(*corev1.Pod)
 			if !ok || !podReady(pod) {
 				continue
+			}
+			if _, ours := sent[pod.Name]; !ours {
+				continue // an earlier round's pod
 			}
 			if _, seen := ready[pod.Name]; !seen {
 				ready[pod.Name] = time.Now()
