@@ -22,9 +22,14 @@ import (
 )
 
 const (
-	// bridgePrefix names the host bridge of a multi-node cluster; with the
-	// server veth's 8 character id it fits an interface name.
-	bridgePrefix = "skb"
+	// lanSuffix names the namespace of a multi-node cluster's bridge:
+	// skiff-e2e-<server id>-lan.
+	lanSuffix = "-lan"
+	// lanBridge is the bridge in that namespace.
+	lanBridge = "br0"
+	// uplinkPrefix names the host end of the host's veth to the bridge;
+	// with the server veth's 8 character id it fits an interface name.
+	uplinkPrefix = "skh"
 	// agentLogFile is the log of an extra node's `skiff agent`.
 	agentLogFile = "agent.log"
 	// agentStopTimeout bounds an extra node's exit after SIGTERM.
@@ -33,9 +38,10 @@ const (
 
 // MultiNode is a cluster of several real nodes: the server's own node plus
 // `skiff agent --runtime runc` processes, each in a network namespace of
-// its own. Every namespace's veth ends on one bridge in the host, which
-// carries the server's subnet 10.213.n.0/24 (the server's node is .2, the
-// agents .3, .4, ...), so the nodes share one L2 network and reach the
+// its own. Every node's veth ends on one bridge, in a namespace of its own
+// (skiff-e2e-<id>-lan), which carries the server's subnet 10.213.n.0/24
+// (the server's node is .2, the agents .3, .4, ...; the host is .1 through
+// a veth of its own), so the nodes share one L2 network and reach the
 // registry at 10.213.n.1.
 type MultiNode struct {
 	*Cluster
@@ -115,23 +121,34 @@ func (s *Suite) StartMultiNode(t testing.TB, opts Options, mo MultiNodeOptions) 
 	return m
 }
 
-// bridgeServer moves the host end of the server's veth, and its address,
-// onto a new bridge that the agents' veths join too.
+// bridgeServer builds the nodes' shared network: a namespace ("LAN")
+// with a bridge, which the server's veth moves into and the agents' veths
+// will join, and a new veth from the host to the bridge that takes over
+// the host's address 10.213.n.1 (registry, API access). Node-to-node
+// traffic is bridged inside LAN and never crosses the host's firewall.
 func (m *MultiNode) bridgeServer(ctx context.Context) error {
 	r := m.real
-	br := bridgePrefix + strings.TrimPrefix(r.Net.HostIf, vethPrefix)
-	r.Bridge = br
-	// Recorded first, so a crash in between still removes the bridge.
+	id := strings.TrimPrefix(r.Net.HostIf, vethPrefix)
+	r.LAN = dirPrefix + id + lanSuffix
+	// Recorded first, so a crash in between still removes it.
 	if err := writeRecord(m.dir, r.record); err != nil {
 		return err
 	}
-	addr := r.Net.HostIP() + "/24"
+	uplink, addr := uplinkPrefix+id, r.Net.HostIP()+"/24"
 	for _, args := range [][]string{
-		{"link", "add", br, "type", "bridge"},
-		{"link", "set", br, "up"},
+		{"netns", "add", r.LAN},
+		{"-n", r.LAN, "link", "set", "lo", "up"},
+		{"-n", r.LAN, "link", "add", lanBridge, "type", "bridge"},
+		{"-n", r.LAN, "link", "set", lanBridge, "up"},
+		{"link", "add", uplink, "type", "veth", "peer", "name", "uplink", "netns", r.LAN},
+		{"-n", r.LAN, "link", "set", "uplink", "master", lanBridge},
+		{"-n", r.LAN, "link", "set", "uplink", "up"},
 		{"addr", "del", addr, "dev", r.Net.HostIf},
-		{"link", "set", r.Net.HostIf, "master", br},
-		{"addr", "add", addr, "dev", br},
+		{"link", "set", r.Net.HostIf, "netns", r.LAN},
+		{"-n", r.LAN, "link", "set", r.Net.HostIf, "master", lanBridge},
+		{"-n", r.LAN, "link", "set", r.Net.HostIf, "up"},
+		{"addr", "add", addr, "dev", uplink},
+		{"link", "set", uplink, "up"},
 	} {
 		if _, err := ipCommand(ctx, args...); err != nil {
 			return fmt.Errorf("bridge the server's node: %w", err)
@@ -175,9 +192,9 @@ func (m *MultiNode) addAgent(ctx context.Context, i int, extra []string) error {
 	n := a.Net
 	for _, args := range [][]string{
 		{"netns", "add", n.Name},
-		{"link", "add", n.HostIf, "type", "veth", "peer", "name", "eth0", "netns", n.Name},
-		{"link", "set", n.HostIf, "master", m.real.Bridge},
-		{"link", "set", n.HostIf, "up"},
+		{"-n", m.real.LAN, "link", "add", n.HostIf, "type", "veth", "peer", "name", "eth0", "netns", n.Name},
+		{"-n", m.real.LAN, "link", "set", n.HostIf, "master", lanBridge},
+		{"-n", m.real.LAN, "link", "set", n.HostIf, "up"},
 		{"-n", n.Name, "link", "set", "lo", "up"},
 		{"-n", n.Name, "addr", "add", n.NodeIP() + "/24", "dev", "eth0"},
 		{"-n", n.Name, "link", "set", "eth0", "up"},
@@ -382,18 +399,27 @@ func (m *MultiNode) close() error {
 	return errors.Join(errs...)
 }
 
-// removeBridge deletes a multi-node cluster's host bridge, if it exists.
-func removeBridge(name string) error {
+// removeLAN deletes a multi-node cluster's bridge namespace, if it
+// exists, and with it the bridge and every veth pair with an end in it.
+func removeLAN(name string) error {
 	if name == "" {
 		return nil
 	}
-	if _, err := os.Stat(filepath.Join("/sys/class/net", name)); err != nil {
+	if _, err := os.Stat(filepath.Join(netnsDir, name)); err != nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), ipTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*ipTimeout)
 	defer cancel()
-	if _, err := ipCommand(ctx, "link", "del", name); err != nil {
-		return fmt.Errorf("remove bridge %s: %w", name, err)
+	// The host's end of the uplink, deleted here because a namespace's
+	// devices go only once the kernel has freed it, a moment later.
+	uplink := uplinkPrefix + strings.TrimSuffix(strings.TrimPrefix(name, dirPrefix), lanSuffix)
+	if _, err := os.Stat(filepath.Join("/sys/class/net", uplink)); err == nil {
+		if _, err := ipCommand(ctx, "link", "del", uplink); err != nil {
+			return fmt.Errorf("remove bridge namespace %s: %w", name, err)
+		}
+	}
+	if _, err := ipCommand(ctx, "netns", "del", name); err != nil {
+		return fmt.Errorf("remove bridge namespace %s: %w", name, err)
 	}
 	return nil
 }

@@ -93,9 +93,9 @@ type record struct {
 	// DataDir is the server's --data-dir; leftover shims name it on their
 	// command line.
 	DataDir string `json:"dataDir"`
-	// Bridge, in a multi-node cluster, is the host bridge joining the
-	// nodes' veths (multinode.go).
-	Bridge string `json:"bridge,omitempty"`
+	// LAN, in a multi-node cluster, is the network namespace whose bridge
+	// joins the nodes' veths (multinode.go).
+	LAN string `json:"lan,omitempty"`
 }
 
 // newRealNode creates the namespace, starts the registry and writes the
@@ -226,7 +226,7 @@ func removeRecord(rec record) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := removeBridge(rec.Bridge); err != nil {
+	if err := removeLAN(rec.LAN); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
