@@ -168,3 +168,25 @@ func TestDiff(t *testing.T) {
 		})
 	}
 }
+
+func TestRelevantChange(t *testing.T) {
+	base := node("b", "10.244.1.0/24", "10.0.0.2", vtep("aa:aa:aa:aa:aa:02"))
+	for _, tc := range []struct {
+		name   string
+		change func(*corev1.Node)
+		want   bool
+	}{
+		{"heartbeat only", func(n *corev1.Node) { n.Status.Conditions[0].LastHeartbeatTime = metav1.Now(); n.ResourceVersion = "9" }, false},
+		{"labels only", func(n *corev1.Node) { n.Labels = map[string]string{"a": "b"} }, false},
+		{"podCIDR", func(n *corev1.Node) { n.Spec.PodCIDR, n.Spec.PodCIDRs = "10.244.7.0/24", []string{"10.244.7.0/24"} }, true},
+		{"InternalIP", func(n *corev1.Node) { n.Status.Addresses[1].Address = "10.0.0.9" }, true},
+		{"Ready", notReady, true},
+		{"VTEP MAC", vtep("aa:aa:aa:aa:aa:09"), true},
+	} {
+		n := base.DeepCopy()
+		tc.change(n)
+		if got := relevant(base) != relevant(n); got != tc.want {
+			t.Errorf("%s: relevant change %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
