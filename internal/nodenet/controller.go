@@ -194,7 +194,7 @@ func (c *Controller) sync(ctx context.Context) error {
 		}
 		if self, err := c.lister.Get(c.cfg.NodeName); err == nil {
 			if cidr, ok := nodePodCIDR(self); ok {
-				if err := c.k.ReplaceAddr(l.index, cidr.Addr()); err != nil {
+				if err := c.k.SetOnlyAddr(l.index, cidr.Addr()); err != nil {
 					return err
 				}
 			}

@@ -185,6 +185,23 @@ func TestControllerRealNamespaces(t *testing.T) {
 				if fdb := run(t, "ip", "netns", "exec", a.ns, "bridge", "fdb", "show", "dev", VXLANDevice); !strings.Contains(fdb, "dst "+b.ip) {
 					t.Errorf("a's fdb: got %q, want an entry with dst %s", fdb, b.ip)
 				}
+				// a's podCIDR changes: its device's own VTEP address follows.
+				na, err := client.CoreV1().Nodes().Get(context.Background(), a.name, metav1.GetOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				na.Spec.PodCIDR, na.Spec.PodCIDRs = "10.244.11.0/24", []string{"10.244.11.0/24"}
+				if _, err := client.CoreV1().Nodes().Update(context.Background(), na, metav1.UpdateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				eventually(t, "a's VTEP address follows its podCIDR", func() (bool, string) {
+					addrs := ipOut(a, "-4", "addr", "show", "dev", VXLANDevice)
+					return strings.Contains(addrs, "inet 10.244.11.0/32") && !strings.Contains(addrs, "10.244.1.0"), addrs
+				})
+				eventually(t, "b routes a's new podCIDR", func() (bool, string) {
+					r := ipOut(b, "route", "show", "proto", fmt.Sprint(RouteProtocol))
+					return strings.Contains(r, "10.244.11.0/24 via 10.244.11.0") && !strings.Contains(r, "10.244.1.0/24"), r
+				})
 			}
 
 			// b leaves the cluster: a forgets it.

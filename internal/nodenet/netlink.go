@@ -462,16 +462,54 @@ func (k *kernel) DeleteLink(index int) error {
 	return nil
 }
 
-// ReplaceAddr puts a /32 address on the link (the VXLAN device's own
-// VTEP address).
-func (k *kernel) ReplaceAddr(index int, a netip.Addr) error {
+func addrMsg(index int, a netip.Addr) []byte {
 	b := []byte{unix.AF_INET, 32, 0, unix.RT_SCOPE_UNIVERSE, 0, 0, 0, 0}
 	binary.NativeEndian.PutUint32(b[4:], uint32(index))
-	b = append(b, attrs(func(ae *netlink.AttributeEncoder) {
+	return append(b, attrs(func(ae *netlink.AttributeEncoder) {
 		ae.Bytes(unix.IFA_LOCAL, ip4(a))
 		ae.Bytes(unix.IFA_ADDRESS, ip4(a))
 	})...)
-	if _, err := k.execute(unix.RTM_NEWADDR, netlink.Create|netlink.Replace|netlink.Acknowledge, b); err != nil {
+}
+
+// SetOnlyAddr makes a the only IPv4 address of the link, as a /32 (the
+// VXLAN device's own VTEP address, which follows the node's podCIDR).
+func (k *kernel) SetOnlyAddr(index int, a netip.Addr) error {
+	msgs, err := k.execute(unix.RTM_GETADDR, netlink.Dump, []byte{unix.AF_INET, 0, 0, 0, 0, 0, 0, 0})
+	if err != nil {
+		return fmt.Errorf("list addresses: %w", err)
+	}
+	found := false
+	for _, msg := range msgs {
+		b := msg.Data
+		if len(b) < unix.SizeofIfAddrmsg || b[0] != unix.AF_INET || int(binary.NativeEndian.Uint32(b[4:])) != index {
+			continue
+		}
+		ad, err := netlink.NewAttributeDecoder(b[unix.SizeofIfAddrmsg:])
+		if err != nil {
+			continue
+		}
+		for ad.Next() {
+			if ad.Type() != unix.IFA_LOCAL {
+				continue
+			}
+			old, _ := addrFrom(ad.Bytes())
+			if old == a && b[1] == 32 {
+				found = true
+				continue
+			}
+			del := append([]byte{unix.AF_INET, b[1], 0, 0, 0, 0, 0, 0}, attrs(func(ae *netlink.AttributeEncoder) {
+				ae.Bytes(unix.IFA_LOCAL, ip4(old))
+			})...)
+			binary.NativeEndian.PutUint32(del[4:], uint32(index))
+			if _, err := k.execute(unix.RTM_DELADDR, netlink.Acknowledge, del); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+				return fmt.Errorf("delete address %s from link %d: %w", old, index, err)
+			}
+		}
+	}
+	if found {
+		return nil
+	}
+	if _, err := k.execute(unix.RTM_NEWADDR, netlink.Create|netlink.Replace|netlink.Acknowledge, addrMsg(index, a)); err != nil {
 		return fmt.Errorf("add address %s to link %d: %w", a, index, err)
 	}
 	return nil
