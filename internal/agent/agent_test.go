@@ -188,9 +188,39 @@ func TestParseEvictionHard(t *testing.T) {
 	if p := pressureMonitor(t.TempDir(), Thresholds{NodefsAvailable: 100, MemoryAvailable: 1 << 62})(); !p.Disk || !p.Memory || p.Reason != "memory" {
 		t.Errorf("thresholds no machine meets: got %+v, want memory and disk pressure", p)
 	}
-	for _, bad := range []string{"memory.available<10%", "nodefs.available<1Gi", "cpu.available<1", "memory.available", "nodefs.available<200%"} {
+	if got, err := ParseEvictionHard("pid.available<1000,pid.available<5%"); err != nil || got != (Thresholds{PIDAvailable: 1000, PIDAvailablePct: 5}) {
+		t.Errorf("pid.available: got %+v %v", got, err)
+	}
+	// More IDs wanted free than the machine has: always pressure.
+	if p := pressureMonitor(t.TempDir(), Thresholds{PIDAvailable: 1 << 40})(); !p.PID || p.Reason != "pids" {
+		t.Errorf("pid threshold no machine meets: got %+v, want PID pressure", p)
+	}
+	for _, bad := range []string{"memory.available<10%", "nodefs.available<1Gi", "cpu.available<1", "memory.available", "nodefs.available<200%", "pid.available<1Gi"} {
 		if _, err := ParseEvictionHard(bad); err == nil {
 			t.Errorf("%q: got no error", bad)
 		}
+	}
+}
+
+func TestPIDPressure(t *testing.T) {
+	tests := []struct {
+		pidMax, tasks int64
+		th            Thresholds
+		want          bool
+	}{
+		{32768, 1000, Thresholds{}, false},
+		{32768, 1000, Thresholds{PIDAvailable: 30000}, false},
+		{32768, 1000, Thresholds{PIDAvailable: 31768}, false},
+		{32768, 1000, Thresholds{PIDAvailable: 31769}, true},
+		{100000, 95000, Thresholds{PIDAvailablePct: 5}, false},
+		{100000, 95001, Thresholds{PIDAvailablePct: 5}, true},
+	}
+	for _, tt := range tests {
+		if got := pidPressure(tt.pidMax, tt.tasks, tt.th); got != tt.want {
+			t.Errorf("pidPressure(%d, %d, %+v): got %v, want %v", tt.pidMax, tt.tasks, tt.th, got, tt.want)
+		}
+	}
+	if max, tasks, err := pidUsage(); err != nil || max <= 0 || tasks <= 0 || tasks > max {
+		t.Errorf("pidUsage: got %d, %d, %v", max, tasks, err)
 	}
 }

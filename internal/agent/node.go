@@ -213,6 +213,10 @@ type Thresholds struct {
 	NodefsAvailable  int   // percent
 	ImagefsAvailable int   // percent; images share the data dir's filesystem
 	NodefsInodesFree int   // percent
+	// PIDAvailable is a number of process IDs, or with PIDAvailablePct
+	// a percentage of the machine's (pid.available; no default).
+	PIDAvailable    int64
+	PIDAvailablePct int
 }
 
 // DefaultEvictionHard is upstream kubelet's default --eviction-hard.
@@ -261,6 +265,16 @@ func ParseEvictionHard(s string) (Thresholds, error) {
 			default:
 				t.NodefsInodesFree = max(t.NodefsInodesFree, pct)
 			}
+		case "pid.available":
+			if pct >= 0 {
+				t.PIDAvailablePct = pct
+				break
+			}
+			n, err := strconv.ParseInt(value, 10, 64)
+			if err != nil || n < 0 {
+				return t, fmt.Errorf("--eviction-hard %q: give pid.available as a number of process IDs or a percentage", part)
+			}
+			t.PIDAvailable = n
 		default:
 			return t, fmt.Errorf("--eviction-hard %q: unknown signal %q", part, signal)
 		}
@@ -283,12 +297,21 @@ func allocatable(capacity corev1.ResourceList, t Thresholds) corev1.ResourceList
 
 // pressureMonitor reports the node's pressure against the thresholds:
 // memory from /proc/meminfo's MemAvailable, disk from the data dir's
-// filesystem.
+// filesystem, process IDs from pid_max less the tasks /proc/loadavg
+// counts.
 func pressureMonitor(dataDir string, t Thresholds) func() kubelet.Pressure {
 	return func() kubelet.Pressure {
 		var p kubelet.Pressure
 		if kb, err := memInfoKiB("MemAvailable:"); err == nil && kb*1024 < t.MemoryAvailable {
 			p.Memory, p.Reason = true, "memory"
+		}
+		if t.PIDAvailable > 0 || t.PIDAvailablePct > 0 {
+			if pidMax, tasks, err := pidUsage(); err == nil && pidPressure(pidMax, tasks, t) {
+				p.PID = true
+				if p.Reason == "" {
+					p.Reason = "pids"
+				}
+			}
 		}
 		var st unix.Statfs_t
 		if unix.Statfs(dataDir, &st) == nil && st.Blocks > 0 {
@@ -302,6 +325,45 @@ func pressureMonitor(dataDir string, t Thresholds) func() kubelet.Pressure {
 		}
 		return p
 	}
+}
+
+// pidPressure reports whether fewer process IDs than the threshold are
+// left: pidMax less the tasks that exist.
+func pidPressure(pidMax, tasks int64, t Thresholds) bool {
+	avail := pidMax - tasks
+	if t.PIDAvailable > 0 && avail < t.PIDAvailable {
+		return true
+	}
+	return t.PIDAvailablePct > 0 && avail*100 < pidMax*int64(t.PIDAvailablePct)
+}
+
+// pidUsage reads the kernel's pid_max and how many tasks (processes and
+// threads, each holding an ID) exist, the fourth field of /proc/loadavg
+// ("running/total").
+func pidUsage() (pidMax, tasks int64, err error) {
+	b, err := os.ReadFile("/proc/sys/kernel/pid_max")
+	if err != nil {
+		return 0, 0, err
+	}
+	if pidMax, err = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err != nil {
+		return 0, 0, fmt.Errorf("pid_max: %w", err)
+	}
+	b, err = os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0, 0, err
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 4 {
+		return 0, 0, fmt.Errorf("/proc/loadavg: %q", b)
+	}
+	_, total, ok := strings.Cut(f[3], "/")
+	if !ok {
+		return 0, 0, fmt.Errorf("/proc/loadavg: %q", b)
+	}
+	if tasks, err = strconv.ParseInt(total, 10, 64); err != nil {
+		return 0, 0, fmt.Errorf("/proc/loadavg: %w", err)
+	}
+	return pidMax, tasks, nil
 }
 
 // diskBytes is the size of the filesystem holding dir.

@@ -87,10 +87,10 @@ func (k *Kubelet) evict(ctx context.Context, pod *corev1.Pod, resource string) e
 	return nil
 }
 
-// evictUnderPressure evicts one pod when the node is under memory or disk
-// pressure.
+// evictUnderPressure evicts one pod when the node is under memory, disk or
+// process ID pressure.
 func (k *Kubelet) evictUnderPressure(ctx context.Context, p Pressure) error {
-	if !p.Memory && !p.Disk {
+	if !p.Memory && !p.Disk && !p.PID {
 		return nil
 	}
 	list, err := k.client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + k.name})
