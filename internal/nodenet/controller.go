@@ -173,7 +173,7 @@ func (c *Controller) processNext(ctx context.Context) bool {
 func relevant(n *corev1.Node) string {
 	cidr, _ := nodePodCIDR(n)
 	ip, _ := nodeInternalIP(n)
-	return fmt.Sprintf("%s|%s|%v|%s|%s", cidr, ip, nodeReady(n), n.Annotations[AnnotationBackendType], n.Annotations[AnnotationBackendData])
+	return fmt.Sprintf("%s|%s|%s|%s", cidr, ip, n.Annotations[AnnotationBackendType], n.Annotations[AnnotationBackendData])
 }
 
 // sync moves the kernel to the state the Nodes ask for.

@@ -86,7 +86,9 @@ type Peer struct {
 }
 
 // Peers returns the nodes other than self that have an IPv4 podCIDR and
-// InternalIP and are Ready, sorted by name. For VXLAN a node must also
+// InternalIP, sorted by name. Readiness does not matter, as in flannel: a
+// node whose agent misses heartbeats still runs its pods, and their
+// traffic must keep flowing. For VXLAN a node must also
 // publish its VTEP MAC with the same VNI. skipped says, per node left out
 // that is not self, why.
 func Peers(self string, nodes []*corev1.Node, backend Backend) (peers []Peer, skipped map[string]string) {
@@ -103,10 +105,6 @@ func Peers(self string, nodes []*corev1.Node, backend Backend) (peers []Peer, sk
 		}
 		if p.IP, ok = nodeInternalIP(n); !ok {
 			skipped[n.Name] = "no IPv4 InternalIP"
-			continue
-		}
-		if !nodeReady(n) {
-			skipped[n.Name] = "not Ready"
 			continue
 		}
 		if backend == VXLAN {
@@ -158,15 +156,6 @@ func nodeInternalIP(n *corev1.Node) (netip.Addr, bool) {
 		}
 	}
 	return netip.Addr{}, false
-}
-
-func nodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // Route is a route in the main table with RouteProtocol.

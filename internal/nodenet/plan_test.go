@@ -69,12 +69,14 @@ func TestPeers(t *testing.T) {
 	c := Peer{Name: "c", PodCIDR: netip.MustParsePrefix("10.244.2.0/24"), IP: netip.MustParseAddr("10.0.0.3")}
 	novtep := Peer{Name: "novtep", PodCIDR: netip.MustParsePrefix("10.244.7.0/24"), IP: netip.MustParseAddr("10.0.0.8")}
 	badvtep := Peer{Name: "badvtep", PodCIDR: netip.MustParsePrefix("10.244.8.0/24"), IP: netip.MustParseAddr("10.0.0.9")}
+	down := Peer{Name: "down", PodCIDR: netip.MustParsePrefix("10.244.5.0/24"), IP: netip.MustParseAddr("10.0.0.6")}
 
 	got, skipped := Peers("self", nodes, HostGW)
-	if want := []Peer{b, badvtep, c, novtep}; !reflect.DeepEqual(got, want) {
+	// A node that is not Ready keeps its route: its pods still run.
+	if want := []Peer{b, badvtep, c, down, novtep}; !reflect.DeepEqual(got, want) {
 		t.Errorf("host-gw peers:\n got %+v\nwant %+v", got, want)
 	}
-	wantSkipped := map[string]string{"nocidr": "no IPv4 podCIDR", "noip": "no IPv4 InternalIP", "down": "not Ready", "v6": "no IPv4 podCIDR"}
+	wantSkipped := map[string]string{"nocidr": "no IPv4 podCIDR", "noip": "no IPv4 InternalIP", "v6": "no IPv4 podCIDR"}
 	if !reflect.DeepEqual(skipped, wantSkipped) {
 		t.Errorf("host-gw skipped: got %v, want %v", skipped, wantSkipped)
 	}
@@ -180,7 +182,7 @@ func TestRelevantChange(t *testing.T) {
 		{"labels only", func(n *corev1.Node) { n.Labels = map[string]string{"a": "b"} }, false},
 		{"podCIDR", func(n *corev1.Node) { n.Spec.PodCIDR, n.Spec.PodCIDRs = "10.244.7.0/24", []string{"10.244.7.0/24"} }, true},
 		{"InternalIP", func(n *corev1.Node) { n.Status.Addresses[1].Address = "10.0.0.9" }, true},
-		{"Ready", notReady, true},
+		{"Ready", notReady, false},
 		{"VTEP MAC", vtep("aa:aa:aa:aa:aa:09"), true},
 	} {
 		n := base.DeepCopy()
