@@ -22,7 +22,7 @@ import (
 // the API server's kubelet-client name are let in. Without the CA the
 // server is not started: the node runs pods, but `kubectl logs` of them
 // fails. A server that cannot listen is logged, not fatal to the node.
-func startKubeletServer(ctx context.Context, cfg NodeConfig, rt cri.Runtime, log *slog.Logger) {
+func startKubeletServer(ctx context.Context, cfg NodeConfig, rt cri.Runtime, stats *kubelet.Stats, log *slog.Logger) {
 	if len(cfg.ClusterCA) == 0 {
 		log.Warn("no cluster CA for the kubelet server: kubectl logs will not reach this node's pods")
 		return
@@ -32,7 +32,6 @@ func startKubeletServer(ctx context.Context, cfg NodeConfig, rt cri.Runtime, log
 		log.Error("the cluster CA holds no PEM certificate; kubelet server not started")
 		return
 	}
-	stats := kubelet.NewStats(kubelet.StatsConfig{NodeName: cfg.NodeName, CgroupRoot: cfg.CgroupRoot, Runtime: rt, Logger: log})
 	s, err := kubelet.NewServer(kubelet.ServerConfig{
 		Addr:     net.JoinHostPort(cfg.NodeIP, strconv.Itoa(kubelet.DefaultServerPort)),
 		Hostname: cfg.NodeName,
@@ -46,7 +45,6 @@ func startKubeletServer(ctx context.Context, cfg NodeConfig, rt cri.Runtime, log
 		log.Error("kubelet server not started", "err", err)
 		return
 	}
-	go func() { _ = stats.Run(ctx) }()
 	go func() {
 		if err := s.Run(ctx); err != nil {
 			log.Error("kubelet server stopped; kubectl logs will not reach this node's pods", "err", err)

@@ -178,6 +178,10 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cfg.Client.CoreV1().Events("")})
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: cfg.NodeName})
 
+	// Per-pod CPU and memory from cgroups, for the summary API and
+	// eviction.
+	stats := kubelet.NewStats(kubelet.StatsConfig{NodeName: cfg.NodeName, CgroupRoot: cfg.CgroupRoot, Runtime: rt, Logger: log})
+	go func() { _ = stats.Run(ctx) }()
 	k, err := kubelet.New(kubelet.Config{
 		Client: cfg.Client, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP,
 		Runtime: rt, Images: images, Recorder: recorder,
@@ -188,8 +192,10 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 			}
 			log.Info("pod network ready", "podCIDR", cidr)
 		},
-		Pressure:   pressureMonitor(cfg.DataDir, thresholds),
-		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
+		Pressure: pressureMonitor(cfg.DataDir, thresholds),
+		// The summary API's sampler: eviction ranks pods by memory use.
+		PodMemoryUsage: stats.PodMemoryUsage,
+		ClusterDNS:     cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
 		PodsDir:       filepath.Join(cfg.DataDir, "pods"),
 		StaticPodPath: cfg.StaticPodPath, FileCheckFrequency: cfg.FileCheckFrequency,
 		Capacity: cfg.Capacity, Allocatable: allocatable(cfg.Capacity, thresholds), Labels: cfg.Labels, Taints: cfg.Taints,
@@ -200,7 +206,7 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 		return err
 	}
 	go imageGC(ctx, images, rt, log)
-	startKubeletServer(ctx, cfg, rt, log)
+	startKubeletServer(ctx, cfg, rt, stats, log)
 	log.Info("node starting", "node", cfg.NodeName, "runtime", RuntimeRunc, "version", version.Skiff(), "dataDir", cfg.DataDir)
 	return k.Run(ctx)
 }

@@ -8,14 +8,18 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Node-pressure eviction, as upstream's kubelet does it with its default
-// hard thresholds: while the node is under memory or disk pressure, it
-// evicts one pod per status period, the pods that matter least first. The
-// ranking here knows no per-pod usage (no summary API yet): BestEffort
-// before Burstable before Guaranteed, then lower priority, then the
-// newest. Static (mirror) and system-critical pods are never evicted.
+// hard thresholds: while the node is under memory, disk or PID pressure,
+// it evicts one pod per status period, the pods that matter least first.
+// Under memory pressure with the pods' memory use known (the summary
+// API's sampler), the ranking is upstream's: pods using more memory than
+// they request first, then lower priority, then those furthest over their
+// request. Otherwise: BestEffort before Burstable before Guaranteed, then
+// lower priority, then the newest. Static (mirror) and system-critical
+// pods are never evicted.
 const systemCriticalPriority = 2000000000
 
 // pressure asks the node's resource monitor, if it has one.
@@ -26,8 +30,9 @@ func (k *Kubelet) pressure() Pressure {
 	return k.cfg.Pressure()
 }
 
-// evictionCandidate picks the pod to evict from the node's pods, or nil.
-func evictionCandidate(pods []*corev1.Pod) *corev1.Pod {
+// evictionCandidate picks the pod to evict from the node's pods, or nil;
+// memory, when not nil, is each pod's memory working set by UID.
+func evictionCandidate(pods []*corev1.Pod, memory map[types.UID]uint64) *corev1.Pod {
 	var cands []*corev1.Pod
 	for _, p := range pods {
 		if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
@@ -51,7 +56,28 @@ func evictionCandidate(pods []*corev1.Pod) *corev1.Pod {
 		}
 		return *p.Spec.Priority
 	}
+	// Over its request by how much (negative: under).
+	over := func(p *corev1.Pod) int64 {
+		return int64(memory[p.UID]) - podMemoryRequest(p)
+	}
+	known := memory != nil
+	for _, p := range cands {
+		if _, ok := memory[p.UID]; !ok {
+			known = false
+		}
+	}
 	slices.SortStableFunc(cands, func(a, b *corev1.Pod) int {
+		if known {
+			// Exceeding the request first, then priority, then
+			// the larger excess.
+			if c := cmp.Compare(boolRank(over(a) > 0), boolRank(over(b) > 0)); c != 0 {
+				return c
+			}
+			if c := cmp.Compare(prio(a), prio(b)); c != 0 {
+				return c
+			}
+			return cmp.Compare(over(b), over(a))
+		}
 		if c := cmp.Compare(rank[qosClass(a)], rank[qosClass(b)]); c != 0 {
 			return c
 		}
@@ -61,6 +87,27 @@ func evictionCandidate(pods []*corev1.Pod) *corev1.Pod {
 		return b.CreationTimestamp.Compare(a.CreationTimestamp.Time)
 	})
 	return cands[0]
+}
+
+// boolRank sorts true first.
+func boolRank(b bool) int {
+	if b {
+		return 0
+	}
+	return 1
+}
+
+// podMemoryRequest is the memory a pod requests: its containers' requests
+// together, or its largest init container's when that is more.
+func podMemoryRequest(p *corev1.Pod) int64 {
+	var sum, initMax int64
+	for _, c := range p.Spec.Containers {
+		sum += c.Resources.Requests.Memory().Value()
+	}
+	for _, c := range p.Spec.InitContainers {
+		initMax = max(initMax, c.Resources.Requests.Memory().Value())
+	}
+	return max(sum, initMax)
 }
 
 // evict marks a pod Failed with upstream's Evicted reason and a
@@ -101,7 +148,11 @@ func (k *Kubelet) evictUnderPressure(ctx context.Context, p Pressure) error {
 	for i := range list.Items {
 		pods[i] = &list.Items[i]
 	}
-	victim := evictionCandidate(pods)
+	var memory map[types.UID]uint64
+	if p.Memory && k.cfg.PodMemoryUsage != nil {
+		memory = k.cfg.PodMemoryUsage(ctx)
+	}
+	victim := evictionCandidate(pods, memory)
 	if victim == nil {
 		return nil
 	}

@@ -5,7 +5,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 )
 
@@ -35,7 +37,52 @@ func TestEvictionCandidate(t *testing.T) {
 			pod("crit", corev1.PodQOSBestEffort, systemCriticalPriority, 0), pod("done", corev1.PodQOSBestEffort, 0, 0, done)}, ""},
 	} {
 		got := ""
-		if p := evictionCandidate(tc.pods); p != nil {
+		if p := evictionCandidate(tc.pods, nil); p != nil {
+			got = p.Name
+		}
+		if got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestEvictionCandidateByMemory: with the pods' memory use known, the
+// ranking is upstream's for memory pressure.
+func TestEvictionCandidateByMemory(t *testing.T) {
+	const mi = 1 << 20
+	pod := func(name string, prio int32, request int64) *corev1.Pod {
+		c := corev1.Container{Name: "c"}
+		if request > 0 {
+			c.Resources.Requests = corev1.ResourceList{corev1.ResourceMemory: *resource.NewQuantity(request, resource.BinarySI)}
+		}
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID(name)},
+			Spec:   corev1.PodSpec{Priority: ptr.To(prio), Containers: []corev1.Container{c}},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning}}
+	}
+	for _, tc := range []struct {
+		name  string
+		pods  []*corev1.Pod
+		usage map[types.UID]uint64
+		want  string
+	}{
+		{"over its request before under, whatever the QoS",
+			[]*corev1.Pod{pod("under", 0, 100*mi), pod("over", 10, 10*mi)},
+			map[types.UID]uint64{"under": 50 * mi, "over": 20 * mi}, "over"},
+		{"then lower priority",
+			[]*corev1.Pod{pod("hi", 100, 10*mi), pod("lo", 0, 10*mi)},
+			map[types.UID]uint64{"hi": 500 * mi, "lo": 20 * mi}, "lo"},
+		{"then the larger excess",
+			[]*corev1.Pod{pod("small", 0, 10*mi), pod("big", 0, 0)},
+			map[types.UID]uint64{"small": 20 * mi, "big": 300 * mi}, "big"},
+		{"a pod without figures: the ranking without usage (BestEffort first)",
+			[]*corev1.Pod{pod("a", 0, 10*mi), pod("b", 0, 10*mi)},
+			map[types.UID]uint64{"a": 500 * mi}, "b"},
+	} {
+		if tc.name[0] == 'a' {
+			tc.pods[0].Status.QOSClass, tc.pods[1].Status.QOSClass = corev1.PodQOSBurstable, corev1.PodQOSBestEffort
+		}
+		got := ""
+		if p := evictionCandidate(tc.pods, tc.usage); p != nil {
 			got = p.Name
 		}
 		if got != tc.want {

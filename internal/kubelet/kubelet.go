@@ -63,6 +63,9 @@ type Config struct {
 	// PodsDir holds the pods' volumes (PodsDir/<uid>/volumes/...); empty
 	// for a runtime without volumes (the simulated one).
 	PodsDir string
+	// PodMemoryUsage, when set, reports pods' memory working set in bytes
+	// by UID; eviction under memory pressure ranks pods by it.
+	PodMemoryUsage func(ctx context.Context) map[types.UID]uint64
 	// ClusterDNS and ClusterDomain go into the resolv.conf of pods with
 	// dnsPolicy ClusterFirst (default 10.96.0.10 and cluster.local).
 	ClusterDNS    []string

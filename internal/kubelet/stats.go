@@ -194,6 +194,22 @@ func (s *Stats) Summary(ctx context.Context) (*Summary, error) {
 	return s.latest, nil
 }
 
+// PodMemoryUsage is each pod's memory working set by UID from the latest
+// sample, or nil before the first.
+func (s *Stats) PodMemoryUsage(ctx context.Context) map[types.UID]uint64 {
+	sum, err := s.Summary(ctx)
+	if err != nil || sum == nil {
+		return nil
+	}
+	out := make(map[types.UID]uint64, len(sum.Pods))
+	for _, p := range sum.Pods {
+		if p.Memory != nil && p.Memory.WorkingSetBytes != nil {
+			out[types.UID(p.PodRef.UID)] = *p.Memory.WorkingSetBytes
+		}
+	}
+	return out
+}
+
 // sample reads every cgroup once and stores the summary built from it.
 func (s *Stats) sample(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Interval)
