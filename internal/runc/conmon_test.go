@@ -322,7 +322,7 @@ func TestExecTTYResize(t *testing.T) {
 	go func() { _, _ = io.Copy(out, master) }()
 	done := make(chan error, 1)
 	go func() {
-		_, err := e.r.Exec(context.Background(), id, []string{"/bin/sh", "-c", "stty size; sleep 1; stty size"}, slave, slave, slave, true)
+		_, err := e.r.Exec(context.Background(), id, []string{"/bin/sh", "-c", "i=0; while [ $i -lt 50 ]; do stty size; case $(stty size) in '33 77') exit 0;; esac; sleep 0.2; i=$((i+1)); done; exit 1"}, slave, slave, slave, true)
 		done <- err
 	}()
 	waitFor(t, "first size", func() bool { return strings.Contains(out.String(), "10 20") }, out.String)

@@ -437,13 +437,26 @@ func (r *Runtime) Exec(ctx context.Context, containerID string, cmd []string, st
 	args = append(append(args, containerID), cmd...)
 	c := exec.CommandContext(ctx, r.cfg.RuncPath, args...)
 	c.Stdin, c.Stdout, c.Stderr = stdin, stdout, stderr
+	var term *os.File
 	if f, ok := stdin.(*os.File); ok && tty && isTerminal(f) {
 		// The terminal becomes runc's controlling terminal, so resizing
 		// its master sends runc SIGWINCH and runc resizes the
 		// container's console.
 		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		term = f
 	}
-	err = c.Run()
+	if err := c.Start(); err != nil {
+		return -1, fmt.Errorf("exec in container %q: %w", containerID, err)
+	}
+	if term != nil {
+		// A size set while runc was starting, before it listened for
+		// SIGWINCH, would be lost: runc is told again whenever the
+		// terminal's size is not the one it was last told.
+		stop := make(chan struct{})
+		defer close(stop)
+		go pokeOnResize(term, c.Process, stop)
+	}
+	err = c.Wait()
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
 		if msg := lastRuncError(logFile.Name()); msg != "" {
@@ -456,6 +469,30 @@ func (r *Runtime) Exec(ctx context.Context, containerID string, cmd []string, st
 		return -1, fmt.Errorf("exec in container %q: %w", containerID, err)
 	}
 	return 0, nil
+}
+
+// resizePoll is how often an exec's terminal size is looked at.
+const resizePoll = 250 * time.Millisecond
+
+// pokeOnResize sends p SIGWINCH whenever term's size differs from the
+// size p was last sent, until stop is closed.
+func pokeOnResize(term *os.File, p *os.Process, stop <-chan struct{}) {
+	var last unix.Winsize
+	t := time.NewTicker(resizePoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		ws, err := unix.IoctlGetWinsize(int(term.Fd()), unix.TIOCGWINSZ)
+		if err != nil || (ws.Row == last.Row && ws.Col == last.Col) {
+			continue
+		}
+		last = *ws
+		_ = p.Signal(syscall.SIGWINCH)
+	}
 }
 
 // isTerminal reports whether f is a terminal.
