@@ -53,6 +53,8 @@ type Config struct {
 	// FlannelBackend is the runc node's backend between nodes (see
 	// NodeConfig).
 	FlannelBackend string
+	// DisableProxy runs no service proxy on the node.
+	DisableProxy bool
 	// NodeName defaults to the host name, lowercased.
 	NodeName string
 	// NodeIP defaults to the first non-loopback IPv4 address.
@@ -121,6 +123,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			ClusterCA: rc.TLSClientConfig.CAData, StaticPodPath: a.cfg.StaticPodPath,
 			FileCheckFrequency: a.cfg.FileCheckFrequency, EvictionHard: a.cfg.EvictionHard,
 			ClusterDNS: a.cfg.ClusterDNS, ClusterDomain: a.cfg.ClusterDomain, FlannelBackend: a.cfg.FlannelBackend,
+			DisableProxy: a.cfg.DisableProxy,
 		})
 	}
 	k, err := kubelet.New(kubelet.Config{

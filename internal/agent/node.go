@@ -81,6 +81,9 @@ type NodeConfig struct {
 	// upstream's kubelet flags --cluster-dns and --cluster-domain.
 	ClusterDNS    []string
 	ClusterDomain string
+	// DisableProxy runs no service proxy on the node (k3s's
+	// --disable-kube-proxy).
+	DisableProxy bool
 	// FlannelBackend is how pods reach pods on other nodes: "host-gw"
 	// (default; the nodes share one L2 network), "vxlan" or "none" (see
 	// internal/nodenet). Every node of a cluster must use the same.
@@ -182,6 +185,7 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 	// eviction.
 	stats := kubelet.NewStats(kubelet.StatsConfig{NodeName: cfg.NodeName, CgroupRoot: cfg.CgroupRoot, Runtime: rt, Logger: log})
 	go func() { _ = stats.Run(ctx) }()
+	services := &serviceProxy{ctx: ctx, cfg: cfg, log: log.With("component", "proxy")}
 	k, err := kubelet.New(kubelet.Config{
 		Client: cfg.Client, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP,
 		Runtime: rt, Images: images, Recorder: recorder,
@@ -191,6 +195,7 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 				return
 			}
 			log.Info("pod network ready", "podCIDR", cidr)
+			services.start(cidr)
 		},
 		Pressure: pressureMonitor(cfg.DataDir, thresholds),
 		// The summary API's sampler: eviction ranks pods by memory use.

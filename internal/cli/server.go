@@ -55,6 +55,7 @@ type serverFlags struct {
 	fileCheckFrequency          time.Duration
 	evictionHard                string
 	flannelBackend              string
+	disableProxy                bool
 }
 
 func newServerCommand(streams Streams) *cobra.Command {
@@ -89,7 +90,8 @@ func newServerCommand(streams Streams) *cobra.Command {
 				node = &agent.NodeConfig{NodeName: f.nodeName, NodeIP: f.nodeIP, Labels: labels, Taints: taints,
 					RegistriesFile: f.privateRegistry, CgroupRoot: f.cgroupRoot, StaticPodPath: f.staticPods,
 					FileCheckFrequency: f.fileCheckFrequency, EvictionHard: f.evictionHard,
-					ClusterDNS: commaList(f.clusterDNS), ClusterDomain: f.clusterDomain, FlannelBackend: f.flannelBackend}
+					ClusterDNS: commaList(f.clusterDNS), ClusterDomain: f.clusterDomain, FlannelBackend: f.flannelBackend,
+					DisableProxy: f.disableProxy}
 			}
 			var upstreams []string
 			if f.dnsUpstreams != "" {
@@ -169,6 +171,7 @@ func newServerCommand(streams Streams) *cobra.Command {
 	fl.DurationVar(&f.fileCheckFrequency, "file-check-frequency", kubelet.DefaultFileCheckFrequency, "how often the static pod directory is read")
 	fl.StringVar(&f.evictionHard, "eviction-hard", agent.DefaultEvictionHard, "hard eviction thresholds of this server's node: it reports pressure and evicts pods below them")
 	fl.StringVar(&f.staticPods, "pod-manifest-path", agent.DefaultStaticPodPath, "directory of static pod manifests of this server's node (\"-\" for none)")
+	fl.BoolVar(&f.disableProxy, "disable-kube-proxy", false, "run no service proxy on the server's own node")
 	fl.StringVar(&f.flannelBackend, "flannel-backend", string(nodenet.DefaultBackend), "how pods reach pods on other nodes: host-gw (nodes on one L2 network), vxlan or none; every agent must use the same")
 	return cmd
 }
