@@ -28,6 +28,7 @@ func initFuncs() map[string]InitFunc {
 		"resourcequota":           startResourceQuota,
 		"root-ca-cert-publisher":  startRootCACertPublisher,
 		"serviceaccount":          startServiceAccount,
+		"servicelb":               startServiceLB,
 		"statefulset":             startStatefulSet,
 		"ttl-after-finished":      startTTLAfterFinished,
 	}
