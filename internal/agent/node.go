@@ -186,6 +186,7 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 	stats := kubelet.NewStats(kubelet.StatsConfig{NodeName: cfg.NodeName, CgroupRoot: cfg.CgroupRoot, Runtime: rt, Logger: log})
 	go func() { _ = stats.Run(ctx) }()
 	services := &serviceProxy{ctx: ctx, cfg: cfg, log: log.With("component", "proxy")}
+	go runNetworkPolicies(ctx, cfg, log.With("component", "netpol"))
 	k, err := kubelet.New(kubelet.Config{
 		Client: cfg.Client, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP,
 		Runtime: rt, Images: images, Recorder: recorder,
