@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"reflect"
 	"runtime"
@@ -46,7 +47,7 @@ type BackendConfig struct {
 //	    ip daddr vmap @ingress-pods   # isolated local pod -> jump in-<ip>
 //	    ip saddr vmap @egress-pods    # isolated local pod -> jump out-<ip>
 //	  }
-//	  chain in-<ip> { [ip saddr @in-<ip>-<n>] [meta l4proto p] [th dport lo-hi] return; ...; reject }
+//	  chain in-<ip> { ip saddr <ip> return; [ip saddr @in-<ip>-<n>] [meta l4proto p] [th dport lo-hi] return; ...; reject }
 //	}
 //
 // A packet's cost is two map lookups plus the rules of the (at most two)
@@ -143,14 +144,14 @@ func (b *Backend) Sync(rs *Ruleset, force bool) (changed bool, err error) {
 		key := p.IP.As4()
 		if p.Ingress != nil {
 			name := "in-" + chainSuffix(p)
-			if err := b.addPodChain(name, p.Ingress, offSaddr); err != nil {
+			if err := b.addPodChain(name, p.IP, p.Ingress, offSaddr); err != nil {
 				return false, err
 			}
 			inElems = append(inElems, nft.SetElement{Key: key[:], VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: name}})
 		}
 		if p.Egress != nil {
 			name := "out-" + chainSuffix(p)
-			if err := b.addPodChain(name, p.Egress, offDaddr); err != nil {
+			if err := b.addPodChain(name, p.IP, p.Egress, offDaddr); err != nil {
 				return false, err
 			}
 			outElems = append(outElems, nft.SetElement{Key: key[:], VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: name}})
@@ -199,12 +200,20 @@ func loadAddr(off uint32) expr.Any {
 
 func chainSuffix(p PodRules) string { return strings.ReplaceAll(p.IP.String(), ".", "-") }
 
-// addPodChain adds the chain of one pod and direction: a rule returning
-// for each Allow, then a reject. peerOff locates the peer's address in
-// the IP header (the source for ingress, the destination for egress).
-func (b *Backend) addPodChain(name string, d *Direction, peerOff uint32) error {
+// addPodChain adds the chain of pod ip in one direction: a rule returning
+// when the peer is the pod itself (a pod cannot block itself, as upstream;
+// it reaches itself through a Service by hairpin), a rule returning for
+// each Allow, then a reject. peerOff locates the peer's address in the IP
+// header (the source for ingress, the destination for egress).
+func (b *Backend) addPodChain(name string, ip netip.Addr, d *Direction, peerOff uint32) error {
 	c := b.conn
 	ch := c.AddChain(&nft.Chain{Name: name, Table: b.table})
+	self := ip.As4()
+	c.AddRule(&nft.Rule{Table: b.table, Chain: ch, Exprs: []expr.Any{
+		loadAddr(peerOff),
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: self[:]},
+		&expr.Verdict{Kind: expr.VerdictReturn},
+	}})
 	for i, a := range d.Allows {
 		var ex []expr.Any
 		if !a.AnyPeer {
