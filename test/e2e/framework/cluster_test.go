@@ -98,6 +98,7 @@ func fakeServer(mode string, args []string) int {
 	_ = fs.Int("etcd-client-port", 0, "")
 	_ = fs.Int("etcd-peer-port", 0, "")
 	_ = fs.Bool("disable-agent", false, "")
+	_ = fs.Int("dns-port", 53, "")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
