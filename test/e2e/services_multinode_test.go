@@ -351,6 +351,11 @@ ports:
 			ing := jsonpath("service", "web-lb", "{.status.loadBalancer.ingress}")
 			return ing == "", "status.loadBalancer.ingress after the type became ClusterIP: " + ing
 		})
+		// And the proxies stop forwarding them.
+		framework.WaitFor(t, 30*time.Second, func() (bool, string) {
+			body, err := hostGet("http://" + got[0] + ":8081/hostname")
+			return err != nil, fmt.Sprintf("GET %s:8081 after the type became ClusterIP: %q, want an error", got[0], body)
+		})
 	})
 
 	t.Run("established connection survives a node's proxy restart", func(t *testing.T) {
@@ -396,24 +401,41 @@ spec:
 		before = n
 		return n >= 3, fmt.Sprintf("%d responses on the connection so far; output:\n%s", n, out)
 	})
+	pid, logBefore := c.ServerPID(), len(c.Logs())
 	if err := c.Restart(t.Context()); err != nil {
 		t.Fatalf("restart the server's node: %v", err)
+	}
+	if c.ServerPID() == pid {
+		t.Fatalf("the server's PID is %d after the restart, as before", pid)
 	}
 	framework.WaitFor(t, 90*time.Second, func() (bool, string) {
 		out, _, err := c.Kubectl("get", "node", c.NodeName(), "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
 		return err == nil && out == "True", fmt.Sprintf("node %s Ready: %q (%v)", c.NodeName(), out, err)
 	})
-	// The proxy has synced once the node is Ready and a few seconds more.
+	// The restarted proxy's first, full sync.
+	framework.WaitFor(t, 60*time.Second, func() (bool, string) {
+		since := c.Logs()[logBefore:]
+		for _, line := range strings.Split(since, "\n") {
+			if strings.Contains(line, `msg="proxy: synced"`) && strings.Contains(line, "full=true") {
+				return true, ""
+			}
+		}
+		return false, "no full proxy sync in the server's log since the restart:\n" + tailString(since, 3000)
+	})
+	synced, out := answers()
+	if synced < 0 {
+		t.Fatalf("the connection through %s broke across the restart:\n%s", clusterIP, out)
+	}
 	var after int
 	framework.WaitFor(t, 30*time.Second, func() (bool, string) {
 		n, out := answers()
 		after = n
 		if n < 0 {
-			t.Fatalf("the connection through %s broke across the restart:\n%s", clusterIP, out)
+			t.Fatalf("the connection through %s broke after the restarted proxy synced:\n%s", clusterIP, out)
 		}
-		return n >= before+5, fmt.Sprintf("%d responses, %d before the restart; output:\n%s", n, before, tailString(out, 2000))
+		return n >= synced+3, fmt.Sprintf("%d responses, %d when the restarted proxy had synced; output:\n%s", n, synced, tailString(out, 2000))
 	})
-	t.Logf("one connection through %s: %d responses before the restart, %d after", clusterIP, before, after)
+	t.Logf("one connection through %s: %d responses before the restart, %d when the restarted proxy had synced, %d after", clusterIP, before, synced, after)
 }
 
 // hostGet is one GET from the test process (the host, outside every
