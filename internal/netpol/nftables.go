@@ -15,6 +15,7 @@ import (
 	nft "github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -87,7 +88,7 @@ func NewBackend(cfg BackendConfig) (*Backend, error) {
 		b.ns = f
 		opts = append(opts, nft.WithNetNSFd(int(f.Fd())))
 	}
-	opts = append(opts, nft.AsLasting())
+	opts = append(opts, nft.AsLasting(), nft.WithSockOptions(largeBuffers))
 	conn, err := nft.New(opts...)
 	if err != nil {
 		b.closeNS()
@@ -305,3 +306,28 @@ func (b *Backend) inNetNS(f func() error) error {
 // icmpAdminProhibited is the ICMP destination unreachable code
 // "communication administratively prohibited" (RFC 1812).
 const icmpAdminProhibited = 13
+
+// socketBuffer is the netlink socket's send and receive buffer size: a
+// sync of many pods is one batch of many messages, whose acknowledgements
+// must all fit.
+const socketBuffer = 16 << 20
+
+func largeBuffers(c *netlink.Conn) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("netlink socket: %w", err)
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, socketBuffer); serr != nil {
+			return
+		}
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBuffer)
+	}); err != nil {
+		return fmt.Errorf("netlink socket: %w", err)
+	}
+	if serr != nil {
+		return fmt.Errorf("netlink socket buffers: %w", serr)
+	}
+	return nil
+}

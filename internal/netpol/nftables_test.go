@@ -235,3 +235,47 @@ func TestBackend(t *testing.T) {
 		t.Errorf("after Cleanup: pod1 -> pod2: %v", err)
 	}
 }
+
+// TestBackendManyPods programs 500 isolated pods, each with rules over
+// many peers, in one transaction, and checks the maps hold every pod.
+func TestBackendManyPods(t *testing.T) {
+	requireRoot(t)
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	ns := "sknp" + hex.EncodeToString(b) + "-many"
+	run(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	be, err := NewBackend(BackendConfig{NetNS: nsPath(ns)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = be.Cleanup(); _ = be.Close() })
+	rs := &Ruleset{}
+	for i := range 500 {
+		ip := addr(u32(netip.MustParseAddr("10.244.0.2")) + uint32(i))
+		var peers []Range
+		for j := range 50 {
+			peers = append(peers, addrRange(addr(u32(netip.MustParseAddr("10.245.0.0"))+uint32(3*j+i))))
+		}
+		d := &Direction{Allows: []Allow{
+			{Proto: ProtoTCP, PortLo: 80, PortHi: 80, Peers: peers},
+			{Proto: ProtoUDP, PortLo: 53, PortHi: 53, AnyPeer: true},
+			{Peers: []Range{mustRange("192.168.0.0/16")}},
+		}}
+		rs.Pods = append(rs.Pods, PodRules{IP: ip, Ingress: d, Egress: d})
+	}
+	start := time.Now()
+	if _, err := be.Sync(rs, false); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("500 pods synced in %v", time.Since(start))
+	for _, m := range []string{mapIngress, mapEgress} {
+		out, err := exec.Command("ip", "netns", "exec", ns, "nft", "list", "map", "ip", DefaultTable, m).CombinedOutput()
+		if err != nil {
+			t.Fatalf("nft list map %s: %v: %s", m, err, out)
+		}
+		if got := strings.Count(string(out), "jump "); got != 500 {
+			t.Errorf("map %s: got %d elements, want 500", m, got)
+		}
+	}
+}
