@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -160,5 +161,74 @@ func TestSync(t *testing.T) {
 	sync()
 	if got := status(); len(got) != 0 {
 		t.Fatalf("after the type became ClusterIP: got %v, want no ingress", got)
+	}
+}
+
+// TestRunFollowsNodes runs the controller with informers on a fake API:
+// the status follows nodes joining, going NotReady and being excluded,
+// and a Service of another class is left alone.
+func TestRunFollowsNodes(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client := fake.NewClientset()
+	f := informers.NewSharedInformerFactory(client, 0)
+	c := New(f.Core().V1().Services(), f.Core().V1().Nodes(), client, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f.Start(ctx.Done())
+	done := make(chan struct{})
+	go func() { c.Run(ctx, 2); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	nodes, svcs := client.CoreV1().Nodes(), client.CoreV1().Services("ns")
+	if _, err := nodes.Create(ctx, node("n1", "10.0.0.1", true, nil), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svcs.Create(ctx, svc(corev1.ServiceTypeLoadBalancer, nil), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	other := svc(corev1.ServiceTypeLoadBalancer, ptr.To("example.com/lb"))
+	other.Name = "other"
+	if _, err := svcs.Create(ctx, other, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitIngress := func(what string, want ...string) {
+		t.Helper()
+		var got []string
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			s, err := svcs.Get(ctx, "web", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got = ips(s.Status.LoadBalancer.Ingress); slices.Equal(got, want) {
+				return
+			}
+		}
+		t.Fatalf("%s: got ingress %v, want %v", what, got, want)
+	}
+	waitIngress("one ready node", "10.0.0.1")
+	if _, err := nodes.Create(ctx, node("n2", "10.0.0.2", true, nil), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitIngress("a second node joined", "10.0.0.1", "10.0.0.2")
+	if _, err := nodes.Update(ctx, node("n1", "10.0.0.1", false, nil), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitIngress("n1 NotReady", "10.0.0.2")
+	if _, err := nodes.Update(ctx, node("n2", "10.0.0.2", true, map[string]string{LabelExcludeFromLB: ""}), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitIngress("n2 excluded")
+	if err := nodes.Delete(ctx, "n2", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nodes.Update(ctx, node("n1", "10.0.0.1", true, nil), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitIngress("n1 Ready again, n2 gone", "10.0.0.1")
+	o, err := svcs.Get(ctx, "other", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.Status.LoadBalancer.Ingress) != 0 {
+		t.Errorf("a Service of another class: got ingress %v, want none", ips(o.Status.LoadBalancer.Ingress))
 	}
 }
