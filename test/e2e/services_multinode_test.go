@@ -58,6 +58,17 @@ spec:
 ---
 apiVersion: v1
 kind: Service
+metadata: {name: web-local}
+spec:
+  type: NodePort
+  externalTrafficPolicy: Local
+  internalTrafficPolicy: Local
+  selector: {app: web}
+  ports:
+  - {port: 80, targetPort: http}
+---
+apiVersion: v1
+kind: Service
 metadata: {name: web-headless}
 spec:
   clusterIP: None
@@ -129,7 +140,9 @@ spec:
 // TestServicesMultiNode builds one 3-node cluster (host-gw) and checks,
 // through kubectl and real traffic, issue 5's Service flows: a ClusterIP
 // reaching the backends on every node from a pod, NodePorts reached from
-// outside the nodes on every node's address, sessionAffinity ClientIP,
+// outside the nodes on every node's address, externalTrafficPolicy and
+// internalTrafficPolicy Local keeping traffic on the node, sessionAffinity
+// ClientIP,
 // endpoints that appear only once a pod's labels fully match the
 // selector, DNS names (Service, headless, ExternalName), the Service
 // environment variables, a Service without a selector fed by hand, the
@@ -192,6 +205,33 @@ func TestServicesMultiNode(t *testing.T) {
 		port := jsonpath("service", "web-np", "{.spec.ports[0].nodePort}")
 		for i, ip := range nodeIPs {
 			everyBackend(t, "from the host to node "+names[i], "http://"+ip+":"+port+"/hostname", hostGet)
+		}
+	})
+
+	t.Run("traffic policies Local keep traffic on the node", func(t *testing.T) {
+		// externalTrafficPolicy Local: each node's NodePort, reached from
+		// the host, answers with that node's pod only.
+		port := jsonpath("service", "web-local", "{.spec.ports[0].nodePort}")
+		for i, ip := range nodeIPs {
+			url := "http://" + ip + ":" + port + "/hostname"
+			framework.WaitFor(t, 30*time.Second, func() (bool, string) {
+				body, err := hostGet(url)
+				return err == nil && body == webPods[i], fmt.Sprintf("GET %s: %q, %v; want %s", url, body, err, webPods[i])
+			})
+			for range 5 {
+				if body, err := hostGet(url); err != nil || body != webPods[i] {
+					t.Fatalf("GET %s (externalTrafficPolicy Local): got %q, %v; want only the node's own %s", url, body, err, webPods[i])
+				}
+			}
+		}
+		// internalTrafficPolicy Local: the ClusterIP from the client on
+		// node 0 answers with web-0 only.
+		ip := jsonpath("service", "web-local", "{.spec.clusterIP}")
+		for i := range 5 {
+			body, err := fromClient("http://" + ip + "/hostname")
+			if err != nil || body != "web-0" {
+				t.Fatalf("request %d to %s (internalTrafficPolicy Local) from %s: got %q, %v; want web-0", i+1, ip, names[0], body, err)
+			}
 		}
 	})
 
