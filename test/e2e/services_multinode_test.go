@@ -148,7 +148,8 @@ spec:
 // environment variables, a Service without a selector fed by hand, the
 // built-in LoadBalancer's EXTERNAL-IPs, and an established connection
 // through a ClusterIP surviving a restart of the server's node (and with
-// it, its proxy).
+// it, its proxy), and last the load balancer's addresses following a node
+// leaving the cluster.
 func TestServicesMultiNode(t *testing.T) {
 	m := suite.StartMultiNode(t, framework.Options{}, framework.MultiNodeOptions{Agents: 2})
 	c := m.Cluster
@@ -400,6 +401,37 @@ ports:
 
 	t.Run("established connection survives a node's proxy restart", func(t *testing.T) {
 		livedConnection(t, m, ns, clusterIP)
+	})
+
+	// Last, as it takes a node away.
+	t.Run("LoadBalancer addresses follow the nodes", func(t *testing.T) {
+		svc := `apiVersion: v1
+kind: Service
+metadata: {name: web-lb2}
+spec:
+  type: LoadBalancer
+  selector: {app: web}
+  ports:
+  - {port: 8082, targetPort: http}
+`
+		if out, stderr, err := c.KubectlStdin(svc, "-n", ns, "apply", "-f", "-"); err != nil {
+			t.Fatalf("kubectl apply: %v\n%s%s", err, out, stderr)
+		}
+		waitLB := func(what string, want []string) {
+			t.Helper()
+			want = slices.Sorted(slices.Values(want))
+			framework.WaitFor(t, 60*time.Second, func() (bool, string) {
+				got := strings.Fields(jsonpath("service", "web-lb2", "{.status.loadBalancer.ingress[*].ip}"))
+				slices.Sort(got)
+				return slices.Equal(got, want), fmt.Sprintf("%s: status.loadBalancer.ingress %v, want %v", what, got, want)
+			})
+		}
+		waitLB("three nodes", nodeIPs)
+		gone := len(names) - 1
+		if err := m.RemoveNode(t.Context(), gone); err != nil {
+			t.Fatalf("remove node %s: %v", names[gone], err)
+		}
+		waitLB("node "+names[gone]+" removed", nodeIPs[:gone])
 	})
 }
 
