@@ -16,6 +16,7 @@ func initFuncs() map[string]InitFunc {
 		"disruption":              startDisruption,
 		"endpoint":                startEndpoint,
 		"endpointslice":           startEndpointSlice,
+		"endpointslicemirroring":  startEndpointSliceMirroring,
 		"garbagecollector":        startGarbageCollector,
 		"job":                     startJob,
 		"namespace":               startNamespace,

@@ -116,6 +116,42 @@ func TestRealServiceProxy(t *testing.T) {
 			return ok, fmt.Sprintf("wget %s: %v after %v, want a refusal at once", ip, err, time.Since(start))
 		})
 	})
+	t.Run("Endpoints written by hand", func(t *testing.T) {
+		// A Service without a selector and an Endpoints object naming
+		// one backend: mirrored into an EndpointSlice, which the proxy
+		// follows.
+		manual := fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata:
+  name: manual
+spec:
+  ports:
+  - {port: 80, targetPort: 8080}
+---
+apiVersion: v1
+kind: Endpoints
+metadata:
+  name: manual
+subsets:
+- addresses:
+  - ip: %s
+  ports:
+  - {port: 8080}
+`, pods[0].Status.PodIP)
+		if out, stderr, err := c.KubectlStdin(manual, "-n", ns, "apply", "-f", "-"); err != nil {
+			t.Fatalf("kubectl apply: %v\n%s%s", err, out, stderr)
+		}
+		ip := strings.TrimSpace(kubectlOK(t, c, "-n", ns, "get", "service", "manual", "-o", "jsonpath={.spec.clusterIP}"))
+		framework.WaitFor(t, 30*time.Second, func() (bool, string) {
+			body, err := get("http://" + ip + "/hostname")
+			return err == nil && strings.TrimSpace(body) == pods[0].Name, fmt.Sprintf("wget %s: %q, %v, want %s", ip, body, err, pods[0].Name)
+		})
+		out := kubectlOK(t, c, "-n", ns, "get", "endpointslices", "-l", "kubernetes.io/service-name=manual",
+			"-o", "jsonpath={.items[*].metadata.labels.endpointslice\\.kubernetes\\.io/managed-by}")
+		if out != "endpointslicemirroring-controller.k8s.io" {
+			t.Errorf("mirrored EndpointSlice managed-by: got %q, want endpointslicemirroring-controller.k8s.io", out)
+		}
+	})
 	t.Run("cluster DNS through its Service", func(t *testing.T) {
 		name := "web." + ns + ".svc.cluster.local"
 		framework.WaitFor(t, 30*time.Second, func() (bool, string) {
