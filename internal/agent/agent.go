@@ -55,6 +55,8 @@ type Config struct {
 	FlannelBackend string
 	// DisableProxy runs no service proxy on the node.
 	DisableProxy bool
+	// DisableNetworkPolicy enforces no NetworkPolicy on the node.
+	DisableNetworkPolicy bool
 	// NodeName defaults to the host name, lowercased.
 	NodeName string
 	// NodeIP defaults to the first non-loopback IPv4 address.
@@ -123,7 +125,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			ClusterCA: rc.TLSClientConfig.CAData, StaticPodPath: a.cfg.StaticPodPath,
 			FileCheckFrequency: a.cfg.FileCheckFrequency, EvictionHard: a.cfg.EvictionHard,
 			ClusterDNS: a.cfg.ClusterDNS, ClusterDomain: a.cfg.ClusterDomain, FlannelBackend: a.cfg.FlannelBackend,
-			DisableProxy: a.cfg.DisableProxy,
+			DisableProxy: a.cfg.DisableProxy, DisableNetworkPolicy: a.cfg.DisableNetworkPolicy,
 		})
 	}
 	k, err := kubelet.New(kubelet.Config{

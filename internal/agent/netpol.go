@@ -11,6 +11,9 @@ import (
 // with its nftables backend) until ctx ends. The rules stay in place when
 // it stops, so that a restarting node does not open its pods.
 func runNetworkPolicies(ctx context.Context, cfg NodeConfig, log *slog.Logger) {
+	if cfg.DisableNetworkPolicy {
+		return
+	}
 	be, err := netpol.NewBackend(netpol.BackendConfig{Logger: log})
 	if err != nil {
 		log.Error("network policies not enforced", "err", err)

@@ -84,6 +84,9 @@ type NodeConfig struct {
 	// DisableProxy runs no service proxy on the node (k3s's
 	// --disable-kube-proxy).
 	DisableProxy bool
+	// DisableNetworkPolicy enforces no NetworkPolicy on the node (k3s's
+	// --disable-network-policy).
+	DisableNetworkPolicy bool
 	// FlannelBackend is how pods reach pods on other nodes: "host-gw"
 	// (default; the nodes share one L2 network), "vxlan" or "none" (see
 	// internal/nodenet). Every node of a cluster must use the same.

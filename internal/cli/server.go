@@ -56,6 +56,7 @@ type serverFlags struct {
 	evictionHard                string
 	flannelBackend              string
 	disableProxy                bool
+	disableNetworkPolicy        bool
 }
 
 func newServerCommand(streams Streams) *cobra.Command {
@@ -91,7 +92,7 @@ func newServerCommand(streams Streams) *cobra.Command {
 					RegistriesFile: f.privateRegistry, CgroupRoot: f.cgroupRoot, StaticPodPath: f.staticPods,
 					FileCheckFrequency: f.fileCheckFrequency, EvictionHard: f.evictionHard,
 					ClusterDNS: commaList(f.clusterDNS), ClusterDomain: f.clusterDomain, FlannelBackend: f.flannelBackend,
-					DisableProxy: f.disableProxy}
+					DisableProxy: f.disableProxy, DisableNetworkPolicy: f.disableNetworkPolicy}
 			}
 			var upstreams []string
 			if f.dnsUpstreams != "" {
@@ -172,6 +173,7 @@ func newServerCommand(streams Streams) *cobra.Command {
 	fl.StringVar(&f.evictionHard, "eviction-hard", agent.DefaultEvictionHard, "hard eviction thresholds of this server's node: it reports pressure and evicts pods below them")
 	fl.StringVar(&f.staticPods, "pod-manifest-path", agent.DefaultStaticPodPath, "directory of static pod manifests of this server's node (\"-\" for none)")
 	fl.BoolVar(&f.disableProxy, "disable-kube-proxy", false, "run no service proxy on the server's own node")
+	fl.BoolVar(&f.disableNetworkPolicy, "disable-network-policy", false, "enforce no NetworkPolicy on the server's own node")
 	fl.StringVar(&f.flannelBackend, "flannel-backend", string(nodenet.DefaultBackend), "how pods reach pods on other nodes: host-gw (nodes on one L2 network), vxlan or none; every agent must use the same")
 	return cmd
 }
