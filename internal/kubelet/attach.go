@@ -11,7 +11,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
 
 	"github.com/skiff-sh/skiff/internal/cri"
 )
@@ -48,39 +47,13 @@ func (s *Server) serveAttach(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, errAttachUnsupported.Error(), http.StatusBadRequest)
 		return
 	}
-	ctx := r.Context()
-	pod, ok := s.lookupPod(ctx, w, ns, name)
+	ctx, id, streams, ok := s.openStreams(w, r, "attach", opts)
 	if !ok {
-		return
-	}
-	id, err := runningContainerID(pod, container)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusNotFound)
-		return
-	}
-	var streams *execStreams
-	if wsstream.IsWebSocketRequest(r) {
-		streams, err = s.webSocketStreams(w, r, opts)
-	} else {
-		streams, err = s.spdyStreams(w, r, opts)
-	}
-	if err != nil {
-		s.log.Info("attach stream setup failed", "pod", ns+"/"+name, "container", container, "err", err)
 		return
 	}
 	defer streams.close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if streams.gone != nil {
-		// A hijacked request's context does not end with the connection.
-		go func() {
-			select {
-			case <-streams.gone:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-	}
 	var resize chan cri.TerminalSize
 	if opts.tty && streams.resize != nil {
 		resize = make(chan cri.TerminalSize, 1)

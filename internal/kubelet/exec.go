@@ -114,17 +114,34 @@ func (s *Server) serveExec(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	ctx := r.Context()
-	pod, ok := s.lookupPod(ctx, w, ns, name)
+	ctx, id, streams, ok := s.openStreams(w, r, "exec", opts)
 	if !ok {
 		return
+	}
+	defer streams.close()
+	code, err := s.runExec(ctx, id, opts, streams)
+	s.log.Info("exec ended", "pod", ns+"/"+name, "container", container, "exitCode", code, "err", err)
+	if werr := writeExecStatus(streams.status, opts.command, code, err); werr != nil {
+		s.log.Debug("exec status not sent", "pod", ns+"/"+name, "err", werr)
+	}
+}
+
+// openStreams finds the running container the request names and upgrades
+// the connection to the streams opts asks for. It returns a context that
+// ends with the connection; ok is false when the client was answered
+// already. The caller closes the streams.
+func (s *Server) openStreams(w http.ResponseWriter, r *http.Request, what string, opts execOptions) (ctx context.Context, id string, streams *execStreams, ok bool) {
+	ns, name, container := r.PathValue("namespace"), r.PathValue("pod"), r.PathValue("container")
+	ctx = r.Context()
+	pod, found := s.lookupPod(ctx, w, ns, name)
+	if !found {
+		return ctx, "", nil, false
 	}
 	id, err := runningContainerID(pod, container)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusNotFound)
-		return
+		return ctx, "", nil, false
 	}
-	var streams *execStreams
 	if wsstream.IsWebSocketRequest(r) {
 		streams, err = s.webSocketStreams(w, r, opts)
 	} else {
@@ -132,15 +149,15 @@ func (s *Server) serveExec(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		// The upgraders answered the client already.
-		s.log.Info("exec stream setup failed", "pod", ns+"/"+name, "container", container, "err", err)
-		return
+		s.log.Info(what+" stream setup failed", "pod", ns+"/"+name, "container", container, "err", err)
+		return ctx, "", nil, false
 	}
-	defer streams.close()
 	if streams.gone != nil {
 		// A hijacked request's context does not end with the connection.
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
-		defer cancel()
+		closeStreams := streams.close
+		streams.close = func() { cancel(); closeStreams() }
 		go func() {
 			select {
 			case <-streams.gone:
@@ -149,11 +166,7 @@ func (s *Server) serveExec(w http.ResponseWriter, r *http.Request) {
 			}
 		}()
 	}
-	code, err := s.runExec(ctx, id, opts, streams)
-	s.log.Info("exec ended", "pod", ns+"/"+name, "container", container, "exitCode", code, "err", err)
-	if werr := writeExecStatus(streams.status, opts.command, code, err); werr != nil {
-		s.log.Debug("exec status not sent", "pod", ns+"/"+name, "err", werr)
-	}
+	return ctx, id, streams, true
 }
 
 // runExec runs the command with the streams. Stdin is fed through a pipe
