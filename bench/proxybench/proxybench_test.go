@@ -1,0 +1,470 @@
+// Package proxybench measures the service proxy on a real node end to
+// end: how long after an endpoint shows ready in its EndpointSlice traffic
+// to the Service's ClusterIP reaches it (network programming latency), and
+// how much a request through a ClusterIP costs over the same request
+// straight to the pod IP. It runs the skiff binary named by $SKIFF_BINARY
+// (or builds one) with its own node in a network namespace of its own
+// (test/e2e/framework) and sends every request from that namespace.
+//
+//	go test -run '^$' -bench . -benchtime 1x ./bench/proxybench/
+//
+// It needs root, runc, conmon and the CNI plugins, as the real-node e2e
+// tests do. See docs/performance.md for the figures.
+package proxybench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/skiff-sh/skiff/internal/image/imagetest"
+	"github.com/skiff-sh/skiff/test/e2e/framework"
+)
+
+// Benchmark bounds.
+const (
+	// rounds is how many times the endpoint turns ready (and unready).
+	rounds = 40
+	// requests is how many HTTP requests go each way (pod IP and
+	// ClusterIP) in the overhead benchmark.
+	requests = 3000
+	// warmup requests each way are sent before the clock starts.
+	warmup = 200
+	// transitionTimeout bounds one readiness change, from the file's
+	// change to the traffic following it.
+	transitionTimeout = 20 * time.Second
+	// podTimeout bounds the pod's start.
+	podTimeout = 3 * time.Minute
+	// dialTimeout bounds one connection attempt.
+	dialTimeout = time.Second
+	// pollGap is the pause between two failed attempts while waiting
+	// for the traffic to change.
+	pollGap = 2 * time.Millisecond
+	// serviceName names the Service and labels its pod.
+	serviceName = "bench"
+	// podName is the one backend's name.
+	podName = "bench-0"
+)
+
+// cluster starts a real-node cluster with the test server image and a
+// namespace holding one test-server pod whose readiness follows
+// /tmp/ready and a ClusterIP Service over it; it returns the cluster, the
+// namespace, the pod's IP and the ClusterIP.
+func cluster(b *testing.B) (*framework.Cluster, string, string, string) {
+	b.Helper()
+	if os.Getuid() != 0 {
+		b.Skip("needs root")
+	}
+	if missing := append(framework.MissingPrerequisites(false), framework.MissingRealNodePrerequisites()...); len(missing) > 0 {
+		b.Skipf("prerequisites missing: %s", strings.Join(missing, "; "))
+	}
+	ctx := context.Background()
+	bin := os.Getenv(framework.BinaryEnv)
+	if bin == "" {
+		var err error
+		if bin, err = framework.Build(ctx, b.TempDir()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c, err := framework.Start(ctx, framework.Options{Binary: bin, RealNode: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			b.Errorf("close cluster: %v", err)
+		}
+	})
+	client := c.Client()
+	waitNodeReady(b, client, c.NodeName())
+	imagetest.Push(b, c.Image(framework.ImageTestServer), imagetest.TestServer(b))
+
+	ns := fmt.Sprintf("proxybench-%d", os.Getpid())
+	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	labels := map[string]string{"app": serviceName}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: podName, Labels: labels},
+		Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{
+				Name:            "web",
+				Image:           c.Image(framework.ImageTestServer),
+				ImagePullPolicy: corev1.PullIfNotPresent,
+				Ports:           []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+				ReadinessProbe: &corev1.Probe{
+					ProbeHandler:     corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"cat", "/tmp/ready"}}},
+					PeriodSeconds:    1,
+					FailureThreshold: 1,
+					SuccessThreshold: 1,
+				},
+			}},
+			TerminationGracePeriodSeconds: new(int64),
+		},
+	}
+	if _, err := client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: serviceName},
+		Spec: corev1.ServiceSpec{
+			Selector: labels,
+			Ports:    []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromString("http")}},
+		},
+	}
+	if svc, err = client.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	var podIP string
+	framework.WaitFor(b, podTimeout, func() (bool, string) {
+		p, err := client.CoreV1().Pods(ns).Get(ctx, podName, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		podIP = p.Status.PodIP
+		return p.Status.Phase == corev1.PodRunning && podIP != "", fmt.Sprintf("pod %s: phase %s, IP %q", podName, p.Status.Phase, podIP)
+	})
+	return c, ns, podIP, svc.Spec.ClusterIP
+}
+
+func BenchmarkProgrammingLatency(b *testing.B) {
+	c, ns, _, clusterIP := cluster(b)
+	client := c.Client()
+	dialer := startNodeDialer(b, c.NetNS())
+	target := net.JoinHostPort(clusterIP, "80")
+
+	for i := 0; i < b.N; i++ {
+		var up, down []time.Duration
+		var gaps []time.Duration
+		lastSync := time.Time{}
+		for r := range rounds {
+			// Ready: the file appears, the probe passes, the slice
+			// shows the endpoint ready, the proxy programs it.
+			res := make(chan time.Time, 1)
+			go func() { res <- dialer.waitFor(target, true, transitionTimeout) }()
+			seen := transition(b, client, ns, true, func() { podExec(b, c, ns, "touch", "/tmp/ready") })
+			answered := <-res
+			if answered.IsZero() {
+				b.Fatalf("round %d: no answer through %s within %v of the slice showing the endpoint ready", r, target, transitionTimeout)
+			}
+			up = append(up, answered.Sub(seen))
+			if !lastSync.IsZero() {
+				gaps = append(gaps, seen.Sub(lastSync))
+			}
+			lastSync = seen
+
+			// Unready: the reverse, until the ClusterIP refuses.
+			go func() { res <- dialer.waitFor(target, false, transitionTimeout) }()
+			seen = transition(b, client, ns, false, func() { podExec(b, c, ns, "rm", "-f", "/tmp/ready") })
+			refused := <-res
+			if refused.IsZero() {
+				b.Fatalf("round %d: %s still answered %v after the slice showed the endpoint unready", r, target, transitionTimeout)
+			}
+			down = append(down, refused.Sub(seen))
+			gaps = append(gaps, seen.Sub(lastSync))
+			lastSync = seen
+		}
+		slices.Sort(up)
+		slices.Sort(down)
+		slices.Sort(gaps)
+		b.ReportMetric(ms(quantile(up, 0.50)), "ready-p50-ms")
+		b.ReportMetric(ms(quantile(up, 0.99)), "ready-p99-ms")
+		b.ReportMetric(ms(quantile(down, 0.50)), "unready-p50-ms")
+		b.ReportMetric(ms(quantile(down, 0.99)), "unready-p99-ms")
+		b.Logf("%d rounds; slice shows the endpoint ready -> first HTTP answer through the ClusterIP: p50 %v, p99 %v, min %v, max %v",
+			len(up), quantile(up, 0.50), quantile(up, 0.99), up[0], up[len(up)-1])
+		b.Logf("slice shows the endpoint unready -> first refusal through the ClusterIP: p50 %v, p99 %v, min %v, max %v",
+			quantile(down, 0.50), quantile(down, 0.99), down[0], down[len(down)-1])
+		b.Logf("time between two successive slice changes: min %v, p50 %v (the proxier syncs at most once per second)", gaps[0], quantile(gaps, 0.5))
+	}
+}
+
+func BenchmarkClusterIPOverhead(b *testing.B) {
+	c, ns, podIP, clusterIP := cluster(b)
+	client := c.Client()
+	dialer := startNodeDialer(b, c.NetNS())
+	direct := net.JoinHostPort(podIP, "8080")
+	service := net.JoinHostPort(clusterIP, "80")
+	res := make(chan time.Time, 1)
+	go func() { res <- dialer.waitFor(service, true, transitionTimeout) }()
+	transition(b, client, ns, true, func() { podExec(b, c, ns, "touch", "/tmp/ready") })
+	if (<-res).IsZero() {
+		b.Fatalf("no answer through %s", service)
+	}
+
+	for i := 0; i < b.N; i++ {
+		for range warmup {
+			dialer.get(b, direct)
+			dialer.get(b, service)
+		}
+		var viaPod, viaService []time.Duration
+		for j := range 2 * requests {
+			// Alternate, and alternate which goes first, so drift on
+			// the machine falls on both alike.
+			if j%4 < 2 == (j%2 == 0) {
+				viaPod = append(viaPod, dialer.get(b, direct))
+			} else {
+				viaService = append(viaService, dialer.get(b, service))
+			}
+		}
+		slices.Sort(viaPod)
+		slices.Sort(viaService)
+		p50, s50 := quantile(viaPod, 0.5), quantile(viaService, 0.5)
+		p99, s99 := quantile(viaPod, 0.99), quantile(viaService, 0.99)
+		over50 := overhead(p50, s50)
+		over99 := overhead(p99, s99)
+		overMean := overhead(mean(viaPod), mean(viaService))
+		b.ReportMetric(float64(p50.Microseconds()), "pod-p50-us")
+		b.ReportMetric(float64(s50.Microseconds()), "clusterip-p50-us")
+		b.ReportMetric(over50, "overhead-p50-%")
+		b.ReportMetric(over99, "overhead-p99-%")
+		b.Logf("%d GETs each way (new connection each, Connection: close), from the node's network namespace:", len(viaPod))
+		b.Logf("  pod IP %s: p50 %v, p99 %v, mean %v", direct, p50, p99, mean(viaPod))
+		b.Logf("  ClusterIP %s: p50 %v, p99 %v, mean %v", service, s50, s99, mean(viaService))
+		b.Logf("  overhead: p50 %+.1f%%, p99 %+.1f%%, mean %+.1f%%", over50, over99, overMean)
+	}
+}
+
+// overhead is how many percent longer via takes than base.
+func overhead(base, via time.Duration) float64 {
+	if base <= 0 {
+		return 0
+	}
+	return 100 * float64(via-base) / float64(base)
+}
+
+// quantile is the q-quantile of sorted durations (nearest rank).
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted))+0.999999) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+// mean is the average of the durations.
+func mean(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	var sum time.Duration
+	for _, x := range d {
+		sum += x
+	}
+	return sum / time.Duration(len(d))
+}
+
+// ms is d in milliseconds.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// podExec runs a command in the backend pod.
+func podExec(b *testing.B, c *framework.Cluster, ns string, args ...string) {
+	b.Helper()
+	if out, stderr, err := c.Kubectl(append([]string{"-n", ns, "exec", podName, "--"}, args...)...); err != nil {
+		b.Fatalf("exec %v: %v\n%s%s", args, err, out, stderr)
+	}
+}
+
+// transition watches the Service's EndpointSlices, calls change, and
+// returns when a slice first shows the pod's endpoint with ready equal
+// to ready: the moment the watch delivered that.
+func transition(b *testing.B, client kubernetes.Interface, ns string, ready bool, change func()) time.Time {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), transitionTimeout)
+	defer cancel()
+	w, err := client.DiscoveryV1().EndpointSlices(ns).Watch(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + serviceName})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Stop()
+	change()
+	for {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				b.Fatalf("endpointslice watch ended before the endpoint turned ready=%v", ready)
+			}
+			if ev.Type == watch.Error {
+				b.Fatalf("endpointslice watch: %v", apierrors.FromObject(ev.Object))
+			}
+			s, ok := ev.Object.(*discoveryv1.EndpointSlice)
+			if !ok || ev.Type == watch.Deleted {
+				continue
+			}
+			if sliceReady(s) == ready {
+				return time.Now()
+			}
+		case <-ctx.Done():
+			b.Fatalf("endpoint not ready=%v within %v", ready, transitionTimeout)
+		}
+	}
+}
+
+// sliceReady reports whether the slice holds a ready endpoint.
+func sliceReady(s *discoveryv1.EndpointSlice) bool {
+	for _, e := range s.Endpoints {
+		if e.Conditions.Ready != nil && *e.Conditions.Ready {
+			return true
+		}
+	}
+	return false
+}
+
+// nodeDialer runs calls on one goroutine locked to an OS thread that
+// stays in the node's network namespace, so that the sockets it creates
+// live there.
+type nodeDialer struct {
+	calls chan func()
+}
+
+// startNodeDialer starts the dialer's goroutine in the network namespace
+// named netns; it ends with b. Its thread never returns to the test's
+// namespace: the goroutine ends locked, and the runtime discards the
+// thread.
+func startNodeDialer(b *testing.B, netns string) *nodeDialer {
+	b.Helper()
+	d := &nodeDialer{calls: make(chan func())}
+	started := make(chan error, 1)
+	stop := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		f, err := os.Open("/run/netns/" + netns)
+		if err != nil {
+			started <- err
+			return
+		}
+		err = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
+		f.Close()
+		started <- err
+		if err != nil {
+			return
+		}
+		for {
+			select {
+			case call := <-d.calls:
+				call()
+			case <-stop:
+				return
+			}
+		}
+	}()
+	if err := <-started; err != nil {
+		b.Fatalf("enter network namespace %s: %v", netns, err)
+	}
+	b.Cleanup(func() { close(stop) })
+	return d
+}
+
+// run runs f in the node's network namespace and waits for it.
+func (d *nodeDialer) run(f func()) {
+	done := make(chan struct{})
+	d.calls <- func() { f(); close(done) }
+	<-done
+}
+
+// waitFor sends GETs to addr until one is answered (answered true) or one
+// is refused (answered false), and returns when that happened; the zero
+// time after timeout.
+func (d *nodeDialer) waitFor(addr string, answered bool, timeout time.Duration) time.Time {
+	var at time.Time
+	d.run(func() {
+		deadline := time.Now().Add(timeout)
+		for time.Now().Before(deadline) {
+			_, err := httpGet(addr)
+			now := time.Now()
+			if answered && err == nil {
+				at = now
+				return
+			}
+			if !answered && errors.Is(err, syscall.ECONNREFUSED) {
+				at = now
+				return
+			}
+			time.Sleep(pollGap)
+		}
+	})
+	return at
+}
+
+// get times one GET to addr in the node's network namespace.
+func (d *nodeDialer) get(b *testing.B, addr string) time.Duration {
+	b.Helper()
+	var took time.Duration
+	var err error
+	d.run(func() { took, err = httpGet(addr) })
+	if err != nil {
+		b.Fatalf("GET %s: %v", addr, err)
+	}
+	return took
+}
+
+// httpGet sends GET /hostname to addr on a new connection that closes
+// after the answer, reads the whole answer and returns how long it took
+// from before the dial. It must run on the goroutine whose thread is in
+// the namespace: it dials on the calling goroutine, which net/http's
+// transport would not.
+func httpGet(addr string) (time.Duration, error) {
+	start := time.Now()
+	conn, err := net.DialTimeout("tcp", addr, dialTimeout)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(start.Add(5 * dialTimeout)); err != nil {
+		return 0, err
+	}
+	if _, err := io.WriteString(conn, "GET /hostname HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"); err != nil {
+		return 0, err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return 0, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != podName {
+		return 0, fmt.Errorf("GET %s: %s %q, want 200 %q", addr, resp.Status, body, podName)
+	}
+	return time.Since(start), nil
+}
+
+// waitNodeReady waits until the node is Ready with a podCIDR.
+func waitNodeReady(b *testing.B, client kubernetes.Interface, name string) {
+	b.Helper()
+	framework.WaitFor(b, time.Minute, func() (bool, string) {
+		n, err := client.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue && n.Spec.PodCIDR != "" {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("node %s not Ready", name)
+	})
+}
