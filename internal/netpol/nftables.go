@@ -2,21 +2,19 @@ package netpol
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
 	"reflect"
-	"runtime"
 	"strings"
-	"time"
 
 	nft "github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
-	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/skiff-sh/skiff/internal/nftconn"
 )
 
 // DefaultTable is the nftables table (family ip) the backend owns.
@@ -88,14 +86,14 @@ func NewBackend(cfg BackendConfig) (*Backend, error) {
 		b.ns = f
 		opts = append(opts, nft.WithNetNSFd(int(f.Fd())))
 	}
-	opts = append(opts, nft.AsLasting(), nft.WithSockOptions(largeBuffers))
+	opts = append(opts, nft.AsLasting(), nft.WithSockOptions(nftconn.Buffers(socketBuffer)))
 	conn, err := nft.New(opts...)
 	if err != nil {
 		b.closeNS()
 		return nil, fmt.Errorf("netpol: nftables netlink connection: %w", err)
 	}
 	b.conn = conn
-	if err := b.inNetNS(enableBridgeNetfilter); err != nil {
+	if err := nftconn.InNetNS(b.ns, nftconn.EnableBridgeNetfilter); err != nil {
 		b.log.Warn("netpol: bridged traffic does not pass netfilter; traffic between two pods of this node is not filtered", "err", err)
 	}
 	return b, nil
@@ -263,46 +261,6 @@ func intervalElems(rs []Range) []nft.SetElement {
 	return out
 }
 
-func enableBridgeNetfilter() error {
-	const path = "/proc/sys/net/bridge/bridge-nf-call-iptables"
-	cur, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("br_netfilter: %w", err)
-	}
-	if strings.TrimSpace(string(cur)) == "1" {
-		return nil
-	}
-	if err := os.WriteFile(path, []byte("1"), 0o644); err != nil {
-		return fmt.Errorf("br_netfilter: %w", err)
-	}
-	return nil
-}
-
-// inNetNS runs f on a thread in the configured network namespace (files
-// under /proc/sys/net are the namespace's of the reading thread).
-func (b *Backend) inNetNS(f func() error) error {
-	if b.ns == nil {
-		return f()
-	}
-	errc := make(chan error, 1)
-	go func() {
-		// The thread stays locked: it ends with the goroutine rather than
-		// return to the pool in another namespace.
-		runtime.LockOSThread()
-		if err := unix.Setns(int(b.ns.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("enter network namespace %s: %w", b.cfg.NetNS, err)
-			return
-		}
-		errc <- f()
-	}()
-	select {
-	case err := <-errc:
-		return err
-	case <-time.After(10 * time.Second):
-		return errors.New("timed out in the network namespace")
-	}
-}
-
 // icmpAdminProhibited is the ICMP destination unreachable code
 // "communication administratively prohibited" (RFC 1812).
 const icmpAdminProhibited = 13
@@ -311,23 +269,3 @@ const icmpAdminProhibited = 13
 // sync of many pods is one batch of many messages, whose acknowledgements
 // must all fit.
 const socketBuffer = 16 << 20
-
-func largeBuffers(c *netlink.Conn) error {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("netlink socket: %w", err)
-	}
-	var serr error
-	if err := raw.Control(func(fd uintptr) {
-		if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, socketBuffer); serr != nil {
-			return
-		}
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBuffer)
-	}); err != nil {
-		return fmt.Errorf("netlink socket: %w", err)
-	}
-	if serr != nil {
-		return fmt.Errorf("netlink socket buffers: %w", serr)
-	}
-	return nil
-}

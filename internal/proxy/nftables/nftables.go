@@ -5,23 +5,20 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"net/netip"
 	"os"
-	"runtime"
 	"slices"
 	"strings"
-	"time"
 
 	nft "github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
-	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/skiff-sh/skiff/internal/nftconn"
 	"github.com/skiff-sh/skiff/internal/proxy"
 )
 
@@ -136,7 +133,7 @@ func New(cfg Config) (*Backend, error) {
 		cfg.Logger = slog.Default()
 	}
 	b := &Backend{cfg: cfg, log: cfg.Logger, table: &nft.Table{Name: cfg.Table, Family: nft.TableFamilyIPv4}}
-	opts := []nft.ConnOption{nft.AsLasting(), nft.WithSockOptions(largeBuffers)}
+	opts := []nft.ConnOption{nft.AsLasting(), nft.WithSockOptions(nftconn.Buffers(socketBuffer))}
 	if cfg.NetNS != "" {
 		f, err := os.Open(cfg.NetNS)
 		if err != nil {
@@ -155,7 +152,7 @@ func New(cfg Config) (*Backend, error) {
 
 	b.masqSameBridge = cfg.Bridge == BridgeMasquerade
 	if cfg.Bridge == BridgeNetfilter {
-		if err := b.inNetNS(enableBridgeNetfilter); err != nil {
+		if err := nftconn.InNetNS(b.ns, nftconn.EnableBridgeNetfilter); err != nil {
 			b.masqSameBridge = true
 			b.log.Warn("proxy: bridged traffic does not pass netfilter; masquerading same-bridge service traffic instead", "err", err)
 		}
@@ -921,71 +918,5 @@ func (b *Backend) deleteAffinitySets(old, next *plan) error {
 // sync of 10,000 Service ports is one transaction of tens of megabytes,
 // which must fit in one sendmsg.
 const socketBuffer = 256 << 20
-
-// largeBuffers raises the netlink socket's buffers past the system's
-// defaults (SO_SNDBUFFORCE needs CAP_NET_ADMIN, which programming
-// nftables needs anyway).
-func largeBuffers(c *netlink.Conn) error {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("netlink socket: %w", err)
-	}
-	var serr error
-	if err := raw.Control(func(fd uintptr) {
-		if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, socketBuffer); serr != nil {
-			return
-		}
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBuffer)
-	}); err != nil {
-		return fmt.Errorf("netlink socket: %w", err)
-	}
-	if serr != nil {
-		return fmt.Errorf("netlink socket buffers: %w", serr)
-	}
-	return nil
-}
-
-// enableBridgeNetfilter sets net.bridge.bridge-nf-call-iptables to 1 in
-// the current network namespace. It fails when br_netfilter is not loaded
-// (the file does not exist).
-func enableBridgeNetfilter() error {
-	const path = "/proc/sys/net/bridge/bridge-nf-call-iptables"
-	cur, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("br_netfilter: %w", err)
-	}
-	if strings.TrimSpace(string(cur)) == "1" {
-		return nil
-	}
-	if err := os.WriteFile(path, []byte("1"), 0o644); err != nil {
-		return fmt.Errorf("br_netfilter: %w", err)
-	}
-	return nil
-}
-
-// inNetNS runs f on a thread in the configured network namespace (files
-// under /proc/sys/net are the namespace's of the reading thread).
-func (b *Backend) inNetNS(f func() error) error {
-	if b.ns == nil {
-		return f()
-	}
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// The thread is never unlocked: it ends with the goroutine
-		// rather than return to the pool in another namespace.
-		if err := unix.Setns(int(b.ns.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("enter network namespace %s: %w", b.cfg.NetNS, err)
-			return
-		}
-		errc <- f()
-	}()
-	select {
-	case err := <-errc:
-		return err
-	case <-time.After(10 * time.Second):
-		return errors.New("timed out in the network namespace")
-	}
-}
 
 var _ proxy.Backend = (*Backend)(nil)
