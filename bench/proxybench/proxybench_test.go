@@ -162,7 +162,7 @@ func BenchmarkProgrammingLatency(b *testing.B) {
 			name  string
 			pause time.Duration
 		}{{"back-to-back", 0}, {"spaced", spacedPause}} {
-			up, down, gaps := flip(b, c, ns, dialer, target, pass.pause)
+			up, down, gaps, slow := flip(b, c, ns, dialer, target, pass.pause)
 			over := 0
 			for _, d := range up {
 				if d > target200 {
@@ -177,6 +177,10 @@ func BenchmarkProgrammingLatency(b *testing.B) {
 			b.Logf("%s: slice shows the endpoint unready -> first refusal through the ClusterIP: p50 %v, p90 %v, p99 %v, min %v, max %v",
 				pass.name, quantile(down, 0.50), quantile(down, 0.90), quantile(down, 0.99), down[0], down[len(down)-1])
 			b.Logf("%s: time between two successive slice changes: min %v, p50 %v", pass.name, gaps[0], quantile(gaps, 0.5))
+			syncs := proxySyncs(b, c.LogPath())
+			for _, r := range slow {
+				b.Logf("%s: slow round: %v to answer; the proxy's last sync before the slice change ended %v before it", pass.name, r.took, sinceLast(syncs, r.seen))
+			}
 		}
 	}
 }
@@ -192,7 +196,7 @@ const target200 = 200 * time.Millisecond
 // each change, and returns, sorted, the times from the slice showing it
 // ready to the first answer through target, from the slice showing it
 // unready to the first refusal, and between successive slice changes.
-func flip(b *testing.B, c *framework.Cluster, ns string, dialer *nodeDialer, target string, pause time.Duration) (up, down, gaps []time.Duration) {
+func flip(b *testing.B, c *framework.Cluster, ns string, dialer *nodeDialer, target string, pause time.Duration) (up, down, gaps []time.Duration, slow []slowRound) {
 	b.Helper()
 	client := c.Client()
 	var last time.Time
@@ -215,6 +219,9 @@ func flip(b *testing.B, c *framework.Cluster, ns string, dialer *nodeDialer, tar
 			}
 			if ready {
 				up = append(up, at.Sub(seen))
+				if at.Sub(seen) > target200 {
+					slow = append(slow, slowRound{seen: seen, took: at.Sub(seen)})
+				}
 			} else {
 				down = append(down, at.Sub(seen))
 			}
@@ -227,7 +234,54 @@ func flip(b *testing.B, c *framework.Cluster, ns string, dialer *nodeDialer, tar
 	slices.Sort(up)
 	slices.Sort(down)
 	slices.Sort(gaps)
-	return up, down, gaps
+	return up, down, gaps, slow
+}
+
+// slowRound is a round whose answer took longer than target200.
+type slowRound struct {
+	seen time.Time
+	took time.Duration
+}
+
+// proxySyncs reads the times of the proxy's "synced" lines from the
+// server's log (slog text: time=... msg="proxy: synced").
+func proxySyncs(b *testing.B, path string) []time.Time {
+	b.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return syncTimes(string(data))
+}
+
+// syncTimes picks the times of the proxy's "synced" lines from a log.
+func syncTimes(log string) []time.Time {
+	var out []time.Time
+	for line := range strings.SplitSeq(log, "\n") {
+		if !strings.Contains(line, `msg="proxy: synced"`) {
+			continue
+		}
+		v, ok := strings.CutPrefix(strings.Fields(line)[0], "time=")
+		if !ok {
+			continue
+		}
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// sinceLast is how long before t the last of the sorted times was; -1
+// when none was before t.
+func sinceLast(times []time.Time, t time.Time) time.Duration {
+	last := time.Duration(-1)
+	for _, x := range times {
+		if x.Before(t) {
+			last = t.Sub(x)
+		}
+	}
+	return last
 }
 
 func BenchmarkClusterIPOverhead(b *testing.B) {

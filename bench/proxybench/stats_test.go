@@ -43,3 +43,21 @@ func TestOverhead(t *testing.T) {
 		}
 	}
 }
+
+func TestSyncTimes(t *testing.T) {
+	log := `time=2026-11-24T22:21:31.100Z level=INFO msg="proxy: synced" full=false
+time=2026-11-24T22:21:31.200Z level=INFO msg="kubelet: pod started"
+time=2026-11-24T22:21:32.300Z level=INFO msg="proxy: synced" full=true
+garbage`
+	got := syncTimes(log)
+	if len(got) != 2 {
+		t.Fatalf("syncTimes: got %d times, want 2", len(got))
+	}
+	at := got[1].Add(400 * time.Millisecond)
+	if d := sinceLast(got, at); d != 400*time.Millisecond {
+		t.Errorf("sinceLast: got %v, want 400ms", d)
+	}
+	if d := sinceLast(got, got[0]); d != -1 {
+		t.Errorf("sinceLast before every sync: got %v, want -1", d)
+	}
+}
