@@ -174,13 +174,16 @@ func BenchmarkProgrammingLatency(b *testing.B) {
 			b.ReportMetric(ms(quantile(down, 0.99)), pass.name+"-unready-p99-ms")
 			b.Logf("%s (pause %v before each change), %d rounds: slice shows the endpoint ready -> first HTTP answer through the ClusterIP: p50 %v, p90 %v, p99 %v, min %v, max %v; %d of %d over 200 ms",
 				pass.name, pass.pause, len(up), quantile(up, 0.50), quantile(up, 0.90), quantile(up, 0.99), up[0], up[len(up)-1], over, len(up))
-			b.Logf("%s: slice shows the endpoint unready -> first refusal through the ClusterIP: p50 %v, p90 %v, p99 %v, min %v, max %v",
-				pass.name, quantile(down, 0.50), quantile(down, 0.90), quantile(down, 0.99), down[0], down[len(down)-1])
-			b.Logf("%s: time between two successive slice changes: min %v, p50 %v", pass.name, gaps[0], quantile(gaps, 0.5))
+			b.Logf("%s: slice shows the endpoint unready -> first refusal through the ClusterIP: p50 %v, p90 %v, p99 %v, min %v, max %v; time between two successive slice changes: min %v, p50 %v",
+				pass.name, quantile(down, 0.50), quantile(down, 0.90), quantile(down, 0.99), down[0], down[len(down)-1], gaps[0], quantile(gaps, 0.5))
+			// The benchmark's output is cut at 10 lines: one line for
+			// every slow round.
 			syncs := proxySyncs(b, c.LogPath())
+			var rs []string
 			for _, r := range slow {
-				b.Logf("%s: slow round: %v to answer; the proxy's last sync before the slice change ended %v before it", pass.name, r.took, sinceLast(syncs, r.seen))
+				rs = append(rs, fmt.Sprintf("%v after the last logged sync, %v to answer", sinceLast(syncs, r.seen).Round(time.Millisecond), r.took.Round(time.Millisecond)))
 			}
+			b.Logf("%s: slow rounds (slice change seen ... after the proxy's last logged sync): %s", pass.name, strings.Join(rs, "; "))
 		}
 	}
 }
