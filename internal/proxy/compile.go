@@ -115,6 +115,13 @@ func compilePort(nodeName string, svc *corev1.Service, port *corev1.ServicePort,
 		}
 	}
 
+	if sched := Scheduler(svc.Annotations[SchedulerAnnotation]); sched.Known() {
+		sp.Scheduler = sched
+	}
+	if svc.Spec.Type == corev1.ServiceTypeLoadBalancer && sp.ExternalLocal && svc.Spec.HealthCheckNodePort > 0 && svc.Spec.HealthCheckNodePort < 65536 {
+		sp.HealthCheckNodePort = uint16(svc.Spec.HealthCheckNodePort)
+	}
+
 	all := collectEndpoints(nodeName, port.Name, proto, epSlices)
 	categorize(sp, all)
 	return sp

@@ -363,6 +363,38 @@ func TestCompile(t *testing.T) {
 				{Name: name("b", ""), Protocol: TCP, ClusterIP: vip, Port: 80, Affinity: time.Minute},
 			},
 		},
+		{
+			name: "scheduler annotation: a known name is kept, an unknown one is not",
+			services: []*corev1.Service{
+				service("a", func(s *corev1.Service) { s.Annotations = map[string]string{SchedulerAnnotation: "lc"} }),
+				service("b", func(s *corev1.Service) { s.Annotations = map[string]string{SchedulerAnnotation: "wrr"} }),
+			},
+			want: []*ServicePort{
+				{Name: name("a", ""), Protocol: TCP, ClusterIP: vip, Port: 80, Scheduler: LeastConnection},
+				{Name: name("b", ""), Protocol: TCP, ClusterIP: vip, Port: 80},
+			},
+		},
+		{
+			name: "healthCheckNodePort only for a LoadBalancer with externalTrafficPolicy Local",
+			services: []*corev1.Service{
+				service("a", func(s *corev1.Service) {
+					s.Spec.Type = corev1.ServiceTypeLoadBalancer
+					s.Spec.Ports[0].NodePort = 30001
+					s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+					s.Spec.HealthCheckNodePort = 32000
+				}),
+				service("b", func(s *corev1.Service) {
+					s.Spec.Type = corev1.ServiceTypeNodePort
+					s.Spec.Ports[0].NodePort = 30002
+					s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+					s.Spec.HealthCheckNodePort = 32001
+				}),
+			},
+			want: []*ServicePort{
+				{Name: name("a", ""), Protocol: TCP, ClusterIP: vip, Port: 80, NodePort: 30001, ExternalLocal: true, HealthCheckNodePort: 32000},
+				{Name: name("b", ""), Protocol: TCP, ClusterIP: vip, Port: 80, NodePort: 30002, ExternalLocal: true},
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -417,5 +449,15 @@ func TestServicePortEqual(t *testing.T) {
 	c.Affinity = time.Second
 	if a.Equal(&c) {
 		t.Errorf("Equal with affinity: got true, want false")
+	}
+	d := *a
+	d.Scheduler = SourceHashing
+	if a.Equal(&d) {
+		t.Errorf("Equal with a scheduler: got true, want false")
+	}
+	e := *a
+	e.HealthCheckNodePort = 32000
+	if a.Equal(&e) {
+		t.Errorf("Equal with a health check port: got true, want false")
 	}
 }

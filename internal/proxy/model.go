@@ -127,6 +127,54 @@ type ServicePort struct {
 
 	// Affinity is the ClientIP session affinity timeout, 0 for none.
 	Affinity time.Duration
+
+	// Scheduler is the Service's SchedulerAnnotation when it names a
+	// known algorithm, "" otherwise. Only the userspace backend uses it;
+	// the kernel backends always pick at random, as kube-proxy does.
+	Scheduler Scheduler
+
+	// HealthCheckNodePort is spec.healthCheckNodePort of a LoadBalancer
+	// Service with externalTrafficPolicy Local, 0 otherwise: the port on
+	// which the node tells load balancers whether it has local endpoints.
+	HealthCheckNodePort uint16
+}
+
+// SchedulerAnnotation on a Service chooses how the userspace backend
+// spreads new connections over the endpoints, with the names of the IPVS
+// scheduling algorithms. Unset, or an unknown name: round robin.
+const SchedulerAnnotation = "skiff.sh/proxy-scheduler"
+
+// Scheduler is an IPVS scheduling algorithm's name.
+type Scheduler string
+
+// The schedulers the userspace backend implements, with IPVS's names and
+// meanings.
+const (
+	// RoundRobin takes the endpoints in turn.
+	RoundRobin Scheduler = "rr"
+	// LeastConnection takes the endpoint with the fewest open connections.
+	LeastConnection Scheduler = "lc"
+	// DestinationHashing maps the connection's destination address to an
+	// endpoint by a hash.
+	DestinationHashing Scheduler = "dh"
+	// SourceHashing maps the client's address to an endpoint by a hash, so
+	// a client keeps its endpoint while the endpoints stay the same.
+	SourceHashing Scheduler = "sh"
+	// ShortestExpectedDelay takes the endpoint with the fewest open
+	// connections plus one, over its weight (all weights are 1).
+	ShortestExpectedDelay Scheduler = "sed"
+	// NeverQueue takes an idle endpoint when there is one, else as
+	// ShortestExpectedDelay.
+	NeverQueue Scheduler = "nq"
+)
+
+// Known reports whether s is one of the schedulers above.
+func (s Scheduler) Known() bool {
+	switch s {
+	case RoundRobin, LeastConnection, DestinationHashing, SourceHashing, ShortestExpectedDelay, NeverQueue:
+		return true
+	}
+	return false
 }
 
 // External reports whether the port takes traffic from outside the
@@ -186,7 +234,8 @@ func (s *ServicePort) Equal(o *ServicePort) bool {
 		equalEndpoints(s.ClusterEndpoints, o.ClusterEndpoints) &&
 		equalEndpoints(s.LocalEndpoints, o.LocalEndpoints) &&
 		s.HasEndpoints == o.HasEndpoints && s.InternalLocal == o.InternalLocal &&
-		s.ExternalLocal == o.ExternalLocal && s.Affinity == o.Affinity
+		s.ExternalLocal == o.ExternalLocal && s.Affinity == o.Affinity &&
+		s.Scheduler == o.Scheduler && s.HealthCheckNodePort == o.HealthCheckNodePort
 }
 
 func equalAddrs(a, b []netip.Addr) bool {
