@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/skiff-sh/skiff/internal/proxy"
+	"github.com/skiff-sh/skiff/internal/proxy/proxytest"
 )
 
 // manyServices returns n Service ports of 5 endpoints each.
@@ -42,7 +43,7 @@ func BenchmarkSync(b *testing.B) {
 		b.Skipf("needs root and ip: %v", err)
 	}
 	b.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-	be, err := New(Config{NetNS: nsPath(ns), ClusterCIDR: netip.MustParsePrefix("10.244.0.0/16"), Bridge: BridgeMasquerade})
+	be, err := New(Config{NetNS: proxytest.NSPath(ns), ClusterCIDR: netip.MustParsePrefix("10.244.0.0/16"), Bridge: BridgeMasquerade})
 	if err != nil {
 		b.Fatal(err)
 	}

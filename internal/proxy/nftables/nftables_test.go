@@ -13,6 +13,7 @@ import (
 	nft "github.com/google/nftables"
 
 	"github.com/skiff-sh/skiff/internal/proxy"
+	"github.com/skiff-sh/skiff/internal/proxy/proxytest"
 )
 
 var (
@@ -28,10 +29,10 @@ func port(name string, vip string, nodePort uint16, eps ...proxy.Endpoint) *prox
 	}
 }
 
-func newBackend(t *testing.T, n *testNet, mode BridgeMode) *Backend {
+func newBackend(t *testing.T, n *proxytest.Net, mode BridgeMode) *Backend {
 	t.Helper()
 	b, err := New(Config{
-		NetNS:        nsPath(n.node),
+		NetNS:        proxytest.NSPath(n.Node),
 		ClusterCIDR:  netip.MustParsePrefix("10.244.0.0/16"),
 		LocalPodCIDR: netip.MustParsePrefix("10.244.0.0/24"),
 		Bridge:       mode,
@@ -46,10 +47,10 @@ func newBackend(t *testing.T, n *testNet, mode BridgeMode) *Backend {
 	return b
 }
 
-func dumpOnFailure(t *testing.T, n *testNet) {
+func dumpOnFailure(t *testing.T, n *proxytest.Net) {
 	t.Cleanup(func() {
 		if t.Failed() {
-			out, _ := exec.Command("ip", "netns", "exec", n.node, "nft", "list", "table", "ip", DefaultTable).CombinedOutput()
+			out, _ := exec.Command("ip", "netns", "exec", n.Node, "nft", "list", "table", "ip", DefaultTable).CombinedOutput()
 			t.Logf("ruleset:\n%s", out)
 		}
 	})
@@ -80,12 +81,12 @@ func chainNames(p *plan) []string {
 }
 
 func TestBackendForwards(t *testing.T) {
-	n := newTestNet(t)
+	n := proxytest.New(t)
 	b := newBackend(t, n, BridgeNetfilter)
 	dumpOnFailure(t, n)
-	serve(t, n.pod1, "pod1", 8080)
-	serve(t, n.pod2, "pod2", 8080)
-	serveUDP(t, n.pod2, "pod2", 5353)
+	proxytest.Serve(t, n.Pod1, "pod1", 8080)
+	proxytest.Serve(t, n.Pod2, "pod2", 8080)
+	proxytest.ServeUDP(t, n.Pod2, "pod2", 5353)
 	ctx := context.Background()
 
 	web := port("web", "10.96.0.10", 30080, pod1, pod2)
@@ -114,7 +115,7 @@ func TestBackendForwards(t *testing.T) {
 	}
 
 	t.Run("ClusterIP from the node reaches every endpoint", func(t *testing.T) {
-		got, _ := askMany(t, n.node, "10.96.0.10:80", 30)
+		got, _ := proxytest.AskMany(t, n.Node, "10.96.0.10:80", 30)
 		if got["pod1"] == 0 || got["pod2"] == 0 {
 			t.Errorf("backends: got %v, want both pod1 and pod2", got)
 		}
@@ -122,7 +123,7 @@ func TestBackendForwards(t *testing.T) {
 	t.Run("ClusterIP from a pod reaches every endpoint, itself through hairpin", func(t *testing.T) {
 		clientsOf := map[string]map[string]bool{"pod1": {}, "pod2": {}}
 		for range 30 {
-			name, client, err := ask(n.pod1, "10.96.0.10:80")
+			name, client, err := proxytest.Ask(n.Pod1, "10.96.0.10:80")
 			if err != nil {
 				t.Fatalf("connect from pod1: %v", err)
 			}
@@ -143,11 +144,11 @@ func TestBackendForwards(t *testing.T) {
 	})
 	t.Run("a Service without endpoints refuses at once", func(t *testing.T) {
 		for _, c := range []struct{ ns, addr string }{
-			{n.node, "10.96.0.11:80"}, {n.pod1, "10.96.0.11:80"}, {n.remote, "192.168.77.1:30081"},
+			{n.Node, "10.96.0.11:80"}, {n.Pod1, "10.96.0.11:80"}, {n.Remote, "192.168.77.1:30081"},
 		} {
 			start := time.Now()
-			_, _, err := ask(c.ns, c.addr)
-			if !isRefused(err) {
+			_, _, err := proxytest.Ask(c.ns, c.addr)
+			if !proxytest.IsRefused(err) {
 				t.Errorf("connect from %s to %s: got %v, want connection refused", c.ns, c.addr, err)
 			}
 			if d := time.Since(start); d > time.Second {
@@ -156,7 +157,7 @@ func TestBackendForwards(t *testing.T) {
 		}
 	})
 	t.Run("NodePort on the node address, policy Cluster masquerades", func(t *testing.T) {
-		got, clients := askMany(t, n.remote, "192.168.77.1:30080", 30)
+		got, clients := proxytest.AskMany(t, n.Remote, "192.168.77.1:30080", 30)
 		if got["pod1"] == 0 || got["pod2"] == 0 {
 			t.Errorf("backends: got %v, want both pod1 and pod2", got)
 		}
@@ -165,7 +166,7 @@ func TestBackendForwards(t *testing.T) {
 		}
 	})
 	t.Run("NodePort with policy Local: local endpoints, client address kept", func(t *testing.T) {
-		got, clients := askMany(t, n.remote, "192.168.77.1:30082", 10)
+		got, clients := proxytest.AskMany(t, n.Remote, "192.168.77.1:30082", 10)
 		if want := map[string]int{"pod2": 10}; !equalCount(got, want) {
 			t.Errorf("backends: got %v, want %v", got, want)
 		}
@@ -173,40 +174,40 @@ func TestBackendForwards(t *testing.T) {
 			t.Errorf("clients seen: got %v, want %v", clients, want)
 		}
 		// From the node itself the short-circuit uses every endpoint.
-		got, _ = askMany(t, n.node, "192.168.77.1:30082", 30)
+		got, _ = proxytest.AskMany(t, n.Node, "192.168.77.1:30082", 30)
 		if got["pod1"] == 0 || got["pod2"] == 0 {
 			t.Errorf("backends from the node: got %v, want both pod1 and pod2", got)
 		}
 	})
 	t.Run("NodePort with policy Local and no local endpoint drops outside traffic", func(t *testing.T) {
-		_, _, err := ask(n.remote, "192.168.77.1:30083")
+		_, _, err := proxytest.Ask(n.Remote, "192.168.77.1:30083")
 		var nerr net.Error
 		if !errors.As(err, &nerr) || !nerr.Timeout() {
 			t.Errorf("connect from outside: got %v, want a timeout (dropped)", err)
 		}
-		got, _ := askMany(t, n.node, "192.168.77.1:30083", 5)
+		got, _ := proxytest.AskMany(t, n.Node, "192.168.77.1:30083", 5)
 		if want := map[string]int{"pod1": 5}; !equalCount(got, want) {
 			t.Errorf("backends from the node: got %v, want %v", got, want)
 		}
 	})
 	t.Run("external and load balancer IPs from outside", func(t *testing.T) {
 		for _, addr := range []string{"198.51.100.10:80", "198.51.100.20:80"} {
-			got, _ := askMany(t, n.remote, addr, 30)
+			got, _ := proxytest.AskMany(t, n.Remote, addr, 30)
 			if got["pod1"] == 0 || got["pod2"] == 0 {
 				t.Errorf("backends of %s: got %v, want both pod1 and pod2", addr, got)
 			}
 		}
 	})
 	t.Run("UDP ClusterIP", func(t *testing.T) {
-		for _, ns := range []string{n.node, n.pod1} {
-			got, err := askUDP(ns, "10.96.0.14:53")
+		for _, ns := range []string{n.Node, n.Pod1} {
+			got, err := proxytest.AskUDP(ns, "10.96.0.14:53")
 			if err != nil || !strings.HasPrefix(got, "pod2 ") {
 				t.Errorf("UDP from %s: got %q, %v, want an answer from pod2", ns, got, err)
 			}
 		}
 	})
 	t.Run("session affinity keeps one backend", func(t *testing.T) {
-		got, _ := askMany(t, n.node, "10.96.0.12:80", 15)
+		got, _ := proxytest.AskMany(t, n.Node, "10.96.0.12:80", 15)
 		if len(got) != 1 {
 			t.Errorf("backends: got %v, want one", got)
 		}
@@ -231,7 +232,7 @@ func TestBackendForwards(t *testing.T) {
 				t.Errorf("rules of %s: got handles %v, want unchanged %v", name, after[name], before[name])
 			}
 		}
-		got, _ := askMany(t, n.node, "10.96.0.12:80", 10)
+		got, _ := proxytest.AskMany(t, n.Node, "10.96.0.12:80", 10)
 		if want := map[string]int{"pod1": 10}; !equalCount(got, want) {
 			t.Errorf("backends after removing pod2: got %v, want %v", got, want)
 		}
@@ -258,7 +259,7 @@ func TestBackendForwards(t *testing.T) {
 		if _, err := b.Sync(ctx, rs3); err != nil {
 			t.Fatalf("Sync: %v", err)
 		}
-		got, _ := askMany(t, n.node, "10.96.0.10:80", 15)
+		got, _ := proxytest.AskMany(t, n.Node, "10.96.0.10:80", 15)
 		if want := map[string]int{"pod1": 15}; !equalCount(got, want) {
 			t.Errorf("backends after removing pod2: got %v, want %v", got, want)
 		}
@@ -273,7 +274,7 @@ func TestBackendForwards(t *testing.T) {
 		if err != nil || !res.Full {
 			t.Fatalf("Sync: got %+v, %v, want a full sync", res, err)
 		}
-		got, _ := askMany(t, n.node, "10.96.0.10:80", 30)
+		got, _ := proxytest.AskMany(t, n.Node, "10.96.0.10:80", 30)
 		if got["pod1"] == 0 || got["pod2"] == 0 {
 			t.Errorf("backends: got %v, want both pod1 and pod2", got)
 		}
@@ -285,7 +286,7 @@ func TestBackendForwards(t *testing.T) {
 		if _, err := b.conn.ListTableOfFamily(DefaultTable, nft.TableFamilyIPv4); err == nil {
 			t.Errorf("table %s: still there after Cleanup", DefaultTable)
 		}
-		if _, _, err := ask(n.node, "10.96.0.10:80"); err == nil {
+		if _, _, err := proxytest.Ask(n.Node, "10.96.0.10:80"); err == nil {
 			t.Errorf("connect to the ClusterIP after Cleanup: got an answer, want none")
 		}
 	})
@@ -294,12 +295,12 @@ func TestBackendForwards(t *testing.T) {
 // TestBackendBridgeMasquerade: without br_netfilter, a pod reaching a pod
 // on the same bridge through a Service needs the masquerade.
 func TestBackendBridgeMasquerade(t *testing.T) {
-	n := newTestNet(t)
+	n := proxytest.New(t)
 	// Per network namespace: the host's setting is untouched.
-	_ = exec.Command("ip", "netns", "exec", n.node, "sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=0").Run()
+	_ = exec.Command("ip", "netns", "exec", n.Node, "sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=0").Run()
 	b := newBackend(t, n, BridgeMasquerade)
 	dumpOnFailure(t, n)
-	serve(t, n.pod2, "pod2", 8080)
+	proxytest.Serve(t, n.Pod2, "pod2", 8080)
 	rs := &proxy.Ruleset{Services: []*proxy.ServicePort{port("web", "10.96.0.10", 0, pod2)}}
 	if _, err := b.Sync(context.Background(), rs); err != nil {
 		t.Fatalf("Sync: %v", err)
@@ -307,7 +308,7 @@ func TestBackendBridgeMasquerade(t *testing.T) {
 	if !b.MasqueradesSameBridge() {
 		t.Fatalf("MasqueradesSameBridge: got false, want true")
 	}
-	got, clients := askMany(t, n.pod1, "10.96.0.10:80", 5)
+	got, clients := proxytest.AskMany(t, n.Pod1, "10.96.0.10:80", 5)
 	if want := map[string]int{"pod2": 5}; !equalCount(got, want) {
 		t.Errorf("backends: got %v, want %v", got, want)
 	}
@@ -315,7 +316,7 @@ func TestBackendBridgeMasquerade(t *testing.T) {
 		t.Errorf("clients seen: got %v, want %v", clients, want)
 	}
 	// Hairpin: pod2 reaching itself.
-	if name, client, err := ask(n.pod2, "10.96.0.10:80"); err != nil || name != "pod2" || client != "10.244.0.1" {
+	if name, client, err := proxytest.Ask(n.Pod2, "10.96.0.10:80"); err != nil || name != "pod2" || client != "10.244.0.1" {
 		t.Errorf("pod2 through its own Service: got %q %q %v, want pod2 seeing 10.244.0.1", name, client, err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/skiff-sh/skiff/internal/proxy"
+	"github.com/skiff-sh/skiff/internal/proxy/proxytest"
 )
 
 // TestProxierWithNftables runs the whole proxy (informers, compiler,
@@ -22,11 +23,11 @@ import (
 // through the client become forwarding, and an endpoint going unready
 // stops traffic to it.
 func TestProxierWithNftables(t *testing.T) {
-	n := newTestNet(t)
+	n := proxytest.New(t)
 	b := newBackend(t, n, BridgeNetfilter)
 	dumpOnFailure(t, n)
-	serve(t, n.pod1, "pod1", 8080)
-	serve(t, n.pod2, "pod2", 8080)
+	proxytest.Serve(t, n.Pod1, "pod1", 8080)
+	proxytest.Serve(t, n.Pod2, "pod2", 8080)
 
 	client := fake.NewClientset()
 	p, err := proxy.New(proxy.Config{
@@ -68,17 +69,17 @@ func TestProxierWithNftables(t *testing.T) {
 		t.Fatal(err)
 	}
 	// No endpoints yet: refused.
-	waitUntil(t, "the Service to refuse", func() bool {
-		_, _, err := ask(n.node, "10.96.0.20:80")
-		return isRefused(err)
+	proxytest.WaitUntil(t, "the Service to refuse", func() bool {
+		_, _, err := proxytest.Ask(n.Node, "10.96.0.20:80")
+		return proxytest.IsRefused(err)
 	})
 	if _, err := client.DiscoveryV1().EndpointSlices("default").Create(ctx, es, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "both endpoints to answer", func() bool {
+	proxytest.WaitUntil(t, "both endpoints to answer", func() bool {
 		seen := map[string]bool{}
 		for range 30 {
-			name, _, err := ask(n.pod1, "10.96.0.20:80")
+			name, _, err := proxytest.Ask(n.Pod1, "10.96.0.20:80")
 			if err != nil {
 				return false
 			}
@@ -91,9 +92,9 @@ func TestProxierWithNftables(t *testing.T) {
 	if _, err := client.DiscoveryV1().EndpointSlices("default").Update(ctx, es, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "only pod1 to answer", func() bool {
+	proxytest.WaitUntil(t, "only pod1 to answer", func() bool {
 		for range 20 {
-			name, _, err := ask(n.node, "10.96.0.20:80")
+			name, _, err := proxytest.Ask(n.Node, "10.96.0.20:80")
 			if err != nil || name != "pod1" {
 				return false
 			}
@@ -103,15 +104,3 @@ func TestProxierWithNftables(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
-
-// waitUntil polls cond for up to 10 s.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
