@@ -225,6 +225,7 @@ func categorize(sp *ServicePort, all []candidate) {
 	switch {
 	case localReady:
 		sp.LocalEndpoints = pick(all, func(c candidate) bool { return c.Local && c.ready })
+		sp.LocalReady = true
 	case localServingTerminating:
 		sp.LocalEndpoints = pick(all, func(c candidate) bool { return c.Local && c.serving && c.terminating })
 	}

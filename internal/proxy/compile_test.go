@@ -280,6 +280,7 @@ func TestCompile(t *testing.T) {
 				Name: name("web", ""), Protocol: TCP, ClusterIP: vip, Port: 80, NodePort: 30080,
 				ClusterEndpoints: append(eps(true, 8080, "10.244.0.3"), eps(false, 8080, "10.244.1.2")...),
 				LocalEndpoints:   eps(true, 8080, "10.244.0.3"),
+				LocalReady:       true,
 				HasEndpoints:     true, ExternalLocal: true,
 			}},
 		},
@@ -335,6 +336,7 @@ func TestCompile(t *testing.T) {
 			want: []*ServicePort{{
 				Name: name("web", ""), Protocol: TCP, ClusterIP: vip, Port: 80,
 				LocalEndpoints: eps(true, 8080, "10.244.0.3"),
+				LocalReady:     true,
 				HasEndpoints:   true, InternalLocal: true,
 			}},
 		},

@@ -111,6 +111,11 @@ type ServicePort struct {
 	// node's ready ones, or its serving and terminating ones when none is
 	// ready. Empty when no policy of the port uses them.
 	LocalEndpoints []Endpoint
+	// LocalReady is true when LocalEndpoints are ready endpoints, false
+	// when they are the serving and terminating fallback (or none): a
+	// health check reports only ready ones, so load balancers drain a node
+	// whose endpoints are terminating.
+	LocalReady bool
 	// HasEndpoints is true when the Service has a usable endpoint on any
 	// node; false means every destination of the port rejects.
 	HasEndpoints bool
@@ -233,7 +238,7 @@ func (s *ServicePort) Equal(o *ServicePort) bool {
 		equalAddrs(s.ExternalIPs, o.ExternalIPs) && equalAddrs(s.LoadBalancerIPs, o.LoadBalancerIPs) &&
 		equalEndpoints(s.ClusterEndpoints, o.ClusterEndpoints) &&
 		equalEndpoints(s.LocalEndpoints, o.LocalEndpoints) &&
-		s.HasEndpoints == o.HasEndpoints && s.InternalLocal == o.InternalLocal &&
+		s.HasEndpoints == o.HasEndpoints && s.LocalReady == o.LocalReady && s.InternalLocal == o.InternalLocal &&
 		s.ExternalLocal == o.ExternalLocal && s.Affinity == o.Affinity &&
 		s.Scheduler == o.Scheduler && s.HealthCheckNodePort == o.HealthCheckNodePort
 }

@@ -60,6 +60,9 @@ type Config struct {
 	// SyncPeriod is the most time between two syncs; DefaultSyncPeriod
 	// when zero.
 	SyncPeriod time.Duration
+	// Health, when set, is told of every successful sync, so that it
+	// serves the healthCheckNodePorts the rules ask for.
+	Health *HealthServer
 	// Registerer, when set, receives the proxy's metrics.
 	Registerer prometheus.Registerer
 	// Logger receives one line per sync; slog.Default() when nil.
@@ -205,6 +208,9 @@ func (p *Proxier) sync(ctx context.Context, services []*corev1.Service, endpoint
 		return false, err
 	}
 	p.syncDuration.Observe(elapsed.Seconds())
+	if p.cfg.Health != nil {
+		p.cfg.Health.Update(rs)
+	}
 	if res.Full || res.Changed > 0 {
 		p.log.Info("proxy: synced", "full", res.Full, "servicePorts", len(rs.Services),
 			"endpoints", rs.Endpoints(), "changed", res.Changed, "duration", elapsed)
