@@ -89,7 +89,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg.NodeName = DefaultNodeName()
 	}
 	if cfg.NodeIP == "" {
-		cfg.NodeIP = firstHostIP()
+		cfg.NodeIP = HostIP()
 	} else if net.ParseIP(cfg.NodeIP) == nil {
 		return nil, fmt.Errorf("--node-ip %q is not an IP address", cfg.NodeIP)
 	}
@@ -297,17 +297,89 @@ func memInfoKiB(field string) (int64, error) {
 	return 0, fmt.Errorf("no %s in /proc/meminfo", field)
 }
 
-// firstHostIP is the first non-loopback IPv4 address, or 127.0.0.1.
-func firstHostIP() string {
-	addrs, err := net.InterfaceAddrs()
-	if err == nil {
-		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
-				return n.IP.String()
+// HostIP is the address a node advertises when --node-ip is not given: the
+// first IPv4 of the interface that carries the default route, as upstream's
+// kubelet chooses, else the first IPv4 of an interface that is up, not a
+// loopback and not one Skiff or CNI created (a bridge, a veth, a VXLAN
+// device, or the interfaces that hold Service and load balancer
+// addresses, which must never become the node's address after a restart),
+// else 127.0.0.1.
+func HostIP() string {
+	if name := defaultRouteInterface(); name != "" {
+		if ifc, err := net.InterfaceByName(name); err == nil {
+			if ip := firstIPv4(ifc); ip != "" {
+				return ip
 			}
 		}
 	}
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return "127.0.0.1"
+	}
+	for _, ifc := range ifaces {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 || createdInterface(ifc.Name) {
+			continue
+		}
+		if ip := firstIPv4(&ifc); ip != "" {
+			return ip
+		}
+	}
 	return "127.0.0.1"
+}
+
+// createdInterface reports whether an interface's name is one that Skiff,
+// its CNI plugins or its overlay create.
+func createdInterface(name string) bool {
+	for _, p := range []string{"skiff", "cni", "veth", "flannel", "vxlan"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func firstIPv4(ifc *net.Interface) string {
+	addrs, err := ifc.Addrs()
+	if err != nil {
+		return ""
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			return n.IP.String()
+		}
+	}
+	return ""
+}
+
+// defaultRouteInterface is the interface of the main table's IPv4 default
+// route (from /proc/net/route), "" when there is none.
+func defaultRouteInterface() string {
+	b, err := os.ReadFile("/proc/net/route")
+	if err != nil {
+		return ""
+	}
+	return parseDefaultRoute(string(b))
+}
+
+// parseDefaultRoute finds, in the text of /proc/net/route, the interface
+// of the default route (destination and mask 0) with the lowest metric.
+func parseDefaultRoute(table string) string {
+	best, bestMetric := "", -1
+	for i, line := range strings.Split(table, "\n") {
+		f := strings.Fields(line)
+		// Iface Destination Gateway Flags RefCnt Use Metric Mask ...
+		if i == 0 || len(f) < 8 || f[1] != "00000000" || f[7] != "00000000" {
+			continue
+		}
+		metric, err := strconv.Atoi(f[6])
+		if err != nil {
+			continue
+		}
+		if bestMetric < 0 || metric < bestMetric {
+			best, bestMetric = f[0], metric
+		}
+	}
+	return best
 }
 
 // osImage is the host's PRETTY_NAME from /etc/os-release, as upstream

@@ -224,3 +224,30 @@ func TestPIDPressure(t *testing.T) {
 		t.Errorf("pidUsage: got %d, %d, %v", max, tasks, err)
 	}
 }
+
+func TestParseDefaultRoute(t *testing.T) {
+	header := "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
+	tests := []struct {
+		name, table, want string
+	}{
+		{"none", header + "eth0\t0000A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n", ""},
+		{"one", header + "eth0\t00000000\t0100A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\ncni0\t0000F40A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n", "eth0"},
+		{"lowest metric wins", header + "wlan0\t00000000\t0100A8C0\t0003\t0\t0\t600\t00000000\t0\t0\t0\neth1\t00000000\t0101A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n", "eth1"},
+		{"a /0 mask only", header + "tun0\t00000000\t00000000\t0001\t0\t0\t0\t000000FF\t0\t0\t0\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := parseDefaultRoute(tt.table); got != tt.want {
+				t.Errorf("parseDefaultRoute: got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCreatedInterface(t *testing.T) {
+	for name, want := range map[string]bool{"eth0": false, "ens3": false, "cni0": true, "veth1a2b": true, "skiff-lb0": true, "skiff-svc0": true, "skiff0": true, "skiff.1": true, "flannel.1": true, "vxlan0": true} {
+		if got := createdInterface(name); got != want {
+			t.Errorf("createdInterface(%q): got %v, want %v", name, got, want)
+		}
+	}
+}

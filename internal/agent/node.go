@@ -130,7 +130,7 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 		cfg.NodeName = DefaultNodeName()
 	}
 	if cfg.NodeIP == "" {
-		cfg.NodeIP = firstHostIP()
+		cfg.NodeIP = HostIP()
 	}
 	if cfg.EvictionHard == "" {
 		cfg.EvictionHard = DefaultEvictionHard
@@ -190,6 +190,7 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 	go func() { _ = stats.Run(ctx) }()
 	services := &serviceProxy{ctx: ctx, cfg: cfg, log: log.With("component", "proxy")}
 	go runNetworkPolicies(ctx, cfg, log.With("component", "netpol"))
+	go runAnnouncer(ctx, cfg, log)
 	k, err := kubelet.New(kubelet.Config{
 		Client: cfg.Client, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP,
 		Runtime: rt, Images: images, Recorder: recorder,

@@ -45,6 +45,7 @@ type serverFlags struct {
 	nodeMonitorGracePeriod time.Duration
 	clusterCIDR            string
 	nodeCIDRMaskSize       int
+	lbAddressPool          string
 
 	// The server's own node.
 	disableAgent                bool
@@ -125,6 +126,7 @@ func newServerCommand(streams Streams) *cobra.Command {
 					NodeMonitorGracePeriod: f.nodeMonitorGracePeriod,
 					ClusterCIDR:            f.clusterCIDR,
 					NodeCIDRMaskSize:       f.nodeCIDRMaskSize,
+					LBAddressPool:          commaList(f.lbAddressPool),
 				},
 				Logger: logger,
 			})
@@ -162,6 +164,7 @@ func newServerCommand(streams Streams) *cobra.Command {
 	fl.DurationVar(&f.nodeMonitorGracePeriod, "node-monitor-grace-period", 50*time.Second, "how long a node may miss heartbeats before it is marked NotReady")
 	fl.StringVar(&f.clusterCIDR, "cluster-cidr", "10.244.0.0/16", "pod network; each node gets a podCIDR from it")
 	fl.IntVar(&f.nodeCIDRMaskSize, "node-cidr-mask-size", 24, "prefix length of each node's podCIDR")
+	fl.StringVar(&f.lbAddressPool, "lb-address-pool", "", "comma-separated IPv4 CIDRs and first-last ranges LoadBalancer Services get an address from (default: none, they get the nodes' addresses)")
 	fl.BoolVar(&f.disableAgent, "disable-agent", false, "run no node on this server (it is then the control plane only)")
 	fl.StringVar(&f.nodeName, "node-name", "", "name of this server's Node (default: the host name)")
 	fl.StringVar(&f.nodeIP, "node-ip", "", "this server's node's InternalIP (default: first non-loopback IPv4)")

@@ -35,6 +35,8 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/skiff-sh/skiff/internal/controller/servicelb"
 )
 
 // Options are the knobs controllers read; zero values take upstream's
@@ -57,6 +59,19 @@ type Options struct {
 	TerminatedPodGCThreshold int
 	// Workers is the number of concurrent syncs per controller (5).
 	Workers int
+	// LBAddressPool, when not empty, is the address pool of the built-in
+	// load balancer (servicelb): IPv4 CIDRs and first-last ranges that
+	// LoadBalancer Services get addresses from instead of the nodes'.
+	LBAddressPool []string
+}
+
+// Validate checks the options that can be wrong, so that a server with a
+// bad one fails when it starts rather than when it becomes the leader.
+func (o Options) Validate() error {
+	if _, err := servicelb.ParsePool(o.LBAddressPool); err != nil {
+		return fmt.Errorf("--lb-address-pool: %w", err)
+	}
+	return nil
 }
 
 func (o Options) withDefaults() Options {
@@ -169,6 +184,9 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Identity == "" {
 		h, _ := os.Hostname()
 		cfg.Identity = fmt.Sprintf("%s_%d", h, time.Now().UnixNano())
+	}
+	if err := cfg.Options.Validate(); err != nil {
+		return nil, err
 	}
 	cfg.Options = cfg.Options.withDefaults()
 	return &Manager{cfg: cfg, log: cfg.Logger.With("component", "controller-manager"), funcs: funcs}, nil

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/skiff-sh/skiff/internal/agent"
 	"github.com/skiff-sh/skiff/internal/apiserver"
 	"github.com/skiff-sh/skiff/internal/dns"
 	"github.com/skiff-sh/skiff/internal/pki"
@@ -38,7 +39,7 @@ func (s *Server) dnsHost(advertise string) string {
 		if s.cfg.Node.NodeIP != "" {
 			return s.cfg.Node.NodeIP
 		}
-		return firstHostIP() // the node's own default
+		return agent.HostIP() // the node's own default
 	}
 	if ip := net.ParseIP(s.cfg.BindAddress); ip != nil && !ip.IsUnspecified() {
 		return ip.String()

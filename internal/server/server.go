@@ -115,6 +115,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ClusterDNS == "" {
 		cfg.ClusterDNS = "10.96.0.10"
 	}
+	if err := cfg.Controllers.Validate(); err != nil {
+		return nil, err
+	}
 	return &Server{cfg: cfg, log: cfg.Logger}, nil
 }
 
@@ -132,7 +135,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	advertise := cfg.AdvertiseAddress
 	if advertise == "" {
-		advertise = firstHostIP()
+		advertise = agent.HostIP()
 	}
 	advertiseIP := net.ParseIP(advertise)
 	if advertiseIP == nil {
@@ -419,27 +422,6 @@ func nthIP(n *net.IPNet, i int) net.IP {
 	v := uint32(ip[0])<<24 | uint32(ip[1])<<16 | uint32(ip[2])<<8 | uint32(ip[3])
 	v += uint32(i)
 	return net.IPv4(byte(v>>24), byte(v>>16), byte(v>>8), byte(v)).To4()
-}
-
-// firstHostIP returns the first non-loopback IPv4 address of the machine,
-// or 127.0.0.1.
-func firstHostIP() string {
-	ifaces, err := net.Interfaces()
-	if err != nil {
-		return "127.0.0.1"
-	}
-	for _, ifc := range ifaces {
-		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
-			continue
-		}
-		addrs, _ := ifc.Addrs()
-		for _, a := range addrs {
-			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
-				return ipn.IP.String()
-			}
-		}
-	}
-	return "127.0.0.1"
 }
 
 func hostname() string {

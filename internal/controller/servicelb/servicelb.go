@@ -11,6 +11,17 @@
 // updates every such Service. A Service that stops being of type
 // LoadBalancer has its status.loadBalancer cleared, as upstream's service
 // controller does. Services of another loadBalancerClass are left alone.
+//
+// With an address pool (New's pool, `skiff server --lb-address-pool`) a
+// Service gets one address of the pool instead (Pool.Allocate): its
+// spec.loadBalancerIP when that is in the pool and free, else the lowest
+// free one. Which Service has which address is read back from the
+// Services' statuses, so it survives restarts without storage of its own;
+// the controller only remembers, in memory, what it wrote and its cache may
+// not show yet. A Service that gets none (pool exhausted, loadBalancerIP
+// taken or outside the pool) has no ingress and a Warning event
+// AllocationFailed. The nodes' announcers (internal/announce) make the
+// address reachable on the nodes' network.
 package servicelb
 
 import (
@@ -19,6 +30,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -28,6 +40,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-sh/skiff/internal/controller"
@@ -50,15 +63,34 @@ type Controller struct {
 	servicesSynced cache.InformerSynced
 	nodesSynced    cache.InformerSynced
 	queue          workqueue.TypedRateLimitingInterface[string]
+	recorder       record.EventRecorder
+	pool           Pool
+
+	// mu guards written: the pool address (by Service key) of every
+	// status this controller wrote, which the informer cache may not show
+	// yet; without it two workers, or a sync right after a write, could
+	// hand out one address twice.
+	mu      sync.Mutex
+	written map[string]netip.Addr
 }
 
-// New builds the controller on the service and node informers.
-func New(services coreinformers.ServiceInformer, nodes coreinformers.NodeInformer, client kubernetes.Interface, log *slog.Logger) *Controller {
+// ReasonAllocationFailed is the reason of the Warning event on a Service
+// that gets no address from the pool.
+const ReasonAllocationFailed = "AllocationFailed"
+
+// New builds the controller on the service and node informers. An empty
+// pool lends the nodes' addresses; otherwise Services get pool addresses,
+// and recorder (nil: none) reports those that get none.
+func New(services coreinformers.ServiceInformer, nodes coreinformers.NodeInformer, client kubernetes.Interface,
+	recorder record.EventRecorder, pool Pool, log *slog.Logger) *Controller {
 	if log == nil {
 		log = slog.Default()
 	}
+	if recorder == nil {
+		recorder = &record.FakeRecorder{} // drops events
+	}
 	c := &Controller{
-		client: client, log: log.With("controller", "servicelb"),
+		client: client, log: log.With("controller", "servicelb"), recorder: recorder, pool: pool, written: map[string]netip.Addr{},
 		services: services.Lister(), nodes: nodes.Lister(),
 		servicesSynced: services.Informer().HasSynced, nodesSynced: nodes.Informer().HasSynced,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
@@ -76,6 +108,16 @@ func New(services coreinformers.ServiceInformer, nodes coreinformers.NodeInforme
 				enqueue(s)
 			}
 		},
+		DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			// A deleted Service's pool address is free for a waiting one.
+			if s, ok := obj.(*corev1.Service); ok && !c.pool.Empty() && Ours(s) {
+				c.forget(controller.KeyFunc(s))
+				c.enqueueAll()
+			}
+		},
 	})
 	nodeChanged := func(old, obj any) {
 		if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
@@ -83,7 +125,8 @@ func New(services coreinformers.ServiceInformer, nodes coreinformers.NodeInforme
 		}
 		o, _ := old.(*corev1.Node)
 		n, _ := obj.(*corev1.Node)
-		if o != nil && n != nil && NodeAddress(o) == NodeAddress(n) {
+		if !c.pool.Empty() || (o != nil && n != nil && NodeAddress(o) == NodeAddress(n)) {
+			// Pool addresses do not follow the nodes.
 			return
 		}
 		c.enqueueAll()
@@ -204,6 +247,7 @@ func (c *Controller) Sync(ctx context.Context, key string) error {
 	}
 	s, err := c.services.Services(ns).Get(name)
 	if apierrors.IsNotFound(err) {
+		c.forget(key)
 		return nil
 	}
 	if err != nil {
@@ -214,6 +258,15 @@ func (c *Controller) Sync(ctx context.Context, key string) error {
 		return err
 	}
 	want, keep := Ingress(s, nodes)
+	switch {
+	case c.pool.Empty():
+	case keep:
+		c.forget(key) // another class now: its address is not ours to keep
+	default:
+		if want, err = c.poolIngress(s, key); err != nil {
+			return err
+		}
+	}
 	if keep || sameIngress(s.Status.LoadBalancer.Ingress, want) {
 		return nil
 	}
@@ -230,5 +283,59 @@ func (c *Controller) Sync(ctx context.Context, key string) error {
 		ips = append(ips, in.IP)
 	}
 	c.log.Info("load balancer addresses set", "service", key, "ingress", ips)
+	if old, ok := poolAddress(s); ok && c.pool.Contains(old) && (len(want) == 0 || want[0].IP != old.String()) {
+		// The old address is free now: a Service waiting for one may take it.
+		c.enqueueAll()
+	}
 	return nil
+}
+
+// poolIngress is the ingress s should have from the pool: one VIP entry,
+// or none (and an AllocationFailed event) when it gets no address. It
+// remembers the decision, which the next syncs of other Services rely on
+// before the cache shows the status.
+func (c *Controller) poolIngress(s *corev1.Service, key string) ([]corev1.LoadBalancerIngress, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !Ours(s) {
+		delete(c.written, key)
+		return nil, nil
+	}
+	all, err := c.services.List(labels.Everything())
+	if err != nil {
+		return nil, err
+	}
+	var ours []*corev1.Service
+	current := map[string]netip.Addr{}
+	for _, o := range all {
+		if !Ours(o) {
+			continue
+		}
+		ours = append(ours, o)
+		k := controller.KeyFunc(o)
+		if a, ok := c.written[k]; ok {
+			current[k] = a
+		} else if a, ok := poolAddress(o); ok {
+			current[k] = a
+		}
+	}
+	got, ok := c.pool.Allocate(ours, current)[key]
+	if !ok {
+		return nil, nil // not in the cache any more: deleted
+	}
+	if got.Err != nil {
+		delete(c.written, key)
+		c.recorder.Eventf(s, corev1.EventTypeWarning, ReasonAllocationFailed, "Failed to allocate a load balancer address: %v", got.Err)
+		return nil, nil
+	}
+	c.written[key] = got.Addr
+	mode := corev1.LoadBalancerIPModeVIP
+	return []corev1.LoadBalancerIngress{{IP: got.Addr.String(), IPMode: &mode}}, nil
+}
+
+// forget drops what the controller remembers of a deleted Service.
+func (c *Controller) forget(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.written, key)
 }

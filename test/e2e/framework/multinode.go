@@ -337,6 +337,24 @@ func (m *MultiNode) InNodeNS(ctx context.Context, i int, args ...string) (string
 	return string(out), nil
 }
 
+// InLAN runs a command in the namespace of the nodes' bridge
+// (skiff-e2e-<id>-lan, bridge br0), which is on the nodes' network but is
+// none of them: a client there reaches the nodes as a machine on their LAN
+// would, without touching the host's routes. It returns standard output.
+func (m *MultiNode) InLAN(ctx context.Context, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, nodeExecTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "nsenter", append([]string{"--net=" + filepath.Join(netnsDir, m.real.LAN), "--"}, args...)...).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			err = fmt.Errorf("%w; stderr: %s", err, strings.TrimSpace(string(ee.Stderr)))
+		}
+		return string(out), fmt.Errorf("in %s: %s: %w", m.real.LAN, strings.Join(args, " "), err)
+	}
+	return string(out), nil
+}
+
 // AgentLog is agent i's log (1 is the first agent, NodeNames' order).
 func (m *MultiNode) AgentLog(i int) string {
 	b, err := os.ReadFile(filepath.Join(m.agents[i-1].dir, agentLogFile))
