@@ -320,22 +320,29 @@ func TestExecTTYResize(t *testing.T) {
 	setSize(t, master, 10, 20)
 	out := &syncBuffer{}
 	go func() { _, _ = io.Copy(out, master) }()
-	done := make(chan error, 1)
+	type result struct {
+		code int
+		err  error
+	}
+	done := make(chan result, 1)
 	go func() {
-		_, err := e.r.Exec(context.Background(), id, []string{"/bin/sh", "-c", "i=0; while [ $i -lt 50 ]; do stty size; case $(stty size) in '33 77') exit 0;; esac; sleep 0.2; i=$((i+1)); done; exit 1"}, slave, slave, slave, true)
-		done <- err
+		// Exit code 0 only once stty has seen the new size; 1 after 10 s
+		// without it. The exit code is the proof: output written just
+		// before the command exits may not reach the terminal, as runc
+		// stops copying when the process is gone.
+		code, err := e.r.Exec(context.Background(), id, []string{"/bin/sh", "-c", "i=0; while [ $i -lt 50 ]; do stty size; case $(stty size) in '33 77') exit 0;; esac; sleep 0.2; i=$((i+1)); done; exit 1"}, slave, slave, slave, true)
+		done <- result{code, err}
 	}()
 	waitFor(t, "first size", func() bool { return strings.Contains(out.String(), "10 20") }, out.String)
 	setSize(t, master, 33, 77)
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
+	case r := <-done:
+		if r.err != nil || r.code != 0 {
+			t.Fatalf("exec after the resize: exit code %d, %v; want 0 (stty saw 33 77); output %q", r.code, r.err, out.String())
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("exec did not end")
 	}
-	waitFor(t, "size after resize", func() bool { return strings.Contains(out.String(), "33 77") }, out.String)
 }
 
 func openPty(t *testing.T) (master, slave *os.File) {
