@@ -26,7 +26,9 @@ type Config struct {
 	// NodeName is this node's Node.
 	NodeName string
 	// NodeIP is this node's InternalIP; gratuitous ARPs go out of the
-	// interface that holds it ("" or not found: none are sent).
+	// interface that holds it, and ARP requests for the announced
+	// addresses are answered there ("" or not found: none are sent or
+	// answered, and only the kernel answers).
 	NodeIP string
 	// Interface is the dummy interface's name (DefaultInterface).
 	Interface string
@@ -47,6 +49,9 @@ type Config struct {
 type Announcer struct {
 	cfg Config
 	log *slog.Logger
+	// answerARP runs the ARP responder; only tests clear it, to show what
+	// the kernel alone does.
+	answerARP bool
 }
 
 // New checks cfg and returns an Announcer ready to Run; it changes nothing.
@@ -77,10 +82,12 @@ func New(cfg Config) (*Announcer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Announcer{cfg: cfg, log: cfg.Logger.With("component", "announce")}, nil
+	return &Announcer{cfg: cfg, log: cfg.Logger.With("component", "announce"), answerARP: true}, nil
 }
 
-// Run announces until ctx ends. The addresses stay when it returns.
+// Run announces until ctx ends, answering ARP for the addresses it
+// announces. The addresses stay when it returns; until the next Run only
+// the kernel answers for them.
 func (a *Announcer) Run(ctx context.Context) error {
 	k, err := dialKernel(a.cfg.NetNS)
 	if err != nil {
@@ -107,8 +114,17 @@ func (a *Announcer) Run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), services.Informer().HasSynced, nodes.Informer().HasSynced, slices.Informer().HasSynced) {
 		return nil // ctx ended
 	}
-	var garps sync.WaitGroup
-	defer garps.Wait()
+	var workers sync.WaitGroup // the responder and the GARP senders
+	defer workers.Wait()
+	// The responder and the GARP senders end before Run returns (and the
+	// kernel connection they use is closed): defers run in reverse.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var set announced
+	if a.answerARP {
+		workers.Add(1)
+		go func() { defer workers.Done(); a.respond(ctx, k, &set) }()
+	}
 	resync := time.NewTicker(a.cfg.ResyncPeriod)
 	defer resync.Stop()
 	var retry <-chan time.Time
@@ -118,10 +134,15 @@ func (a *Announcer) Run(ctx context.Context) error {
 		ns, _ := nodes.Lister().List(labels.Everything())
 		es, _ := slices.Lister().List(labels.Everything())
 		want := Want(a.cfg.NodeName, World{Services: svcs, Nodes: ns, Slices: es})
+		// Published before the interface is changed, so that a withdrawn
+		// address stops being answered at once. An address answered just
+		// before it is on the interface is still forwarded: the proxy's
+		// rules match every load balancer address, local or not.
+		set.Store(want)
 		added, err := a.sync(k, want)
 		for _, ip := range added {
-			garps.Add(1)
-			go func() { defer garps.Done(); a.announce(ctx, k, ip) }()
+			workers.Add(1)
+			go func() { defer workers.Done(); a.announce(ctx, k, ip) }()
 		}
 		retry = nil
 		if err != nil {

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
+	"syscall"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -64,6 +66,7 @@ func ip4(a netip.Addr) []byte { b := a.As4(); return b[:] }
 // link is what Link reports of an interface.
 type link struct {
 	index int
+	name  string
 	mac   net.HardwareAddr
 	kind  string
 }
@@ -113,6 +116,8 @@ func parseLink(b []byte) (link, error) {
 	}
 	for ad.Next() {
 		switch ad.Type() {
+		case unix.IFLA_IFNAME:
+			l.name = ad.String()
 		case unix.IFLA_ADDRESS:
 			l.mac = net.HardwareAddr(append([]byte(nil), ad.Bytes()...))
 		case unix.IFLA_LINKINFO:
@@ -245,13 +250,86 @@ func (k *kernel) SendARP(index int, frame []byte) error {
 		return fmt.Errorf("arp socket: %w", err)
 	}
 	defer unix.Close(fd)
-	to := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ARP), Ifindex: index, Halen: 6}
-	copy(to.Addr[:], frame[:6])
-	if err := unix.Sendto(fd, frame, 0, to); err != nil {
+	if err := unix.Sendto(fd, frame, 0, linkAddr(index, frame)); err != nil {
 		return fmt.Errorf("send arp on interface %d: %w", index, err)
 	}
 	return nil
 }
+
+// linkAddr is where frame goes out of interface index: to its destination
+// MAC.
+func linkAddr(index int, frame []byte) *unix.SockaddrLinklayer {
+	to := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ARP), Ifindex: index, Halen: 6}
+	copy(to.Addr[:], frame[:6])
+	return to
+}
+
+// arpConn is a raw socket bound to the ARP frames of one interface.
+type arpConn struct {
+	index int
+	f     *os.File
+	rc    syscall.RawConn
+}
+
+// ListenARP opens a raw socket in the kernel's network namespace that
+// receives the ARP frames of interface index, in and out. The socket is
+// non-blocking and handed to the runtime's poller, so that Close from
+// another goroutine ends a Read waiting for a frame: a blocking recvfrom
+// on a packet socket is not woken by close(2).
+func (k *kernel) ListenARP(index int) (*arpConn, error) {
+	fd, err := k.packetSocket()
+	if err != nil {
+		return nil, fmt.Errorf("arp socket: %w", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ARP), Ifindex: index}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("bind arp socket to interface %d: %w", index, err)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("arp socket: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "arp")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("arp socket: %w", err)
+	}
+	return &arpConn{index: index, f: f, rc: rc}, nil
+}
+
+// Read reads one frame into buf and returns its length. incoming is false
+// for frames this host sent (its own requests, gratuitous ARPs and
+// replies), which the socket sees too, and for frames of another
+// interface, which it may have queued before it was bound.
+func (c *arpConn) Read(buf []byte) (n int, incoming bool, err error) {
+	var from unix.Sockaddr
+	rerr := c.rc.Read(func(fd uintptr) bool {
+		n, from, err = unix.Recvfrom(int(fd), buf, 0)
+		return err != unix.EAGAIN
+	})
+	if rerr != nil {
+		return 0, false, rerr
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	ll, ok := from.(*unix.SockaddrLinklayer)
+	return n, ok && ll.Ifindex == c.index && ll.Pkttype != unix.PACKET_OUTGOING, nil
+}
+
+// Write sends frame, a whole Ethernet frame, to its destination MAC.
+func (c *arpConn) Write(frame []byte) error {
+	var err error
+	werr := c.rc.Write(func(fd uintptr) bool {
+		err = unix.Sendto(int(fd), frame, 0, linkAddr(c.index, frame))
+		return err != unix.EAGAIN
+	})
+	return errors.Join(werr, err)
+}
+
+// Close closes the socket, ending a Read in progress.
+func (c *arpConn) Close() error { return c.f.Close() }
 
 // packetSocket opens the raw socket. A socket belongs to the namespace it
 // was made in, so for another namespace it is made on a thread that enters

@@ -7,9 +7,8 @@
 //
 // # Addresses
 //
-// The Service addresses (ClusterIPs, spec.externalIPs, and load balancer
-// IPs that are not already an address of the node) are added as /32
-// addresses to a dummy device the backend owns, DefaultInterface
+// The ClusterIPs are added as /32 addresses to a dummy device the backend
+// owns, DefaultInterface
 // ("skiff-svc0"), as kube-proxy's IPVS mode does with kube-ipvs0: the
 // kernel then delivers traffic for them locally, both from the node itself
 // and from pods (whose default route is the node). The device is created
@@ -23,6 +22,13 @@
 // net.ipv4.conf.all.arp_ignore=1 and arp_announce=2 in its network
 // namespace, as kube-proxy's IPVS mode does, so that the node does not
 // claim the Service addresses on its LAN.
+//
+// External and load balancer addresses are not added: one may be another
+// node's address (the built-in load balancer lends the nodes' addresses),
+// and a local address captures every port of it, cutting this node off
+// from that node. Their listeners are bound with IP_FREEBIND and serve
+// whenever the address is this node's: one of its own addresses, a pool
+// address its announcer holds, or one an administrator put on it.
 //
 // # Listeners
 //

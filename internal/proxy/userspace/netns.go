@@ -1,11 +1,13 @@
 package userspace
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"runtime"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -96,16 +98,34 @@ func (t *nsThread) writeSysctl(path, value string) error {
 // listen opens the listening socket of k in the namespace.
 func (t *nsThread) listen(k listenerKey) (tcp *net.TCPListener, udp *net.UDPConn, err error) {
 	err = t.do(func() error {
-		var err error
+		// IP_FREEBIND: an external or load balancer address may not be
+		// local (yet); the socket receives its traffic once it is.
+		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			if err := c.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_FREEBIND, 1)
+			}); err != nil {
+				return err
+			}
+			return serr
+		}}
 		switch k.proto {
 		case proxy.TCP:
-			tcp, err = net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(k.addr))
+			l, err := lc.Listen(context.Background(), "tcp4", k.addr.String())
+			if err != nil {
+				return err
+			}
+			tcp = l.(*net.TCPListener)
 		case proxy.UDP:
-			udp, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(k.addr))
+			c, err := lc.ListenPacket(context.Background(), "udp4", k.addr.String())
+			if err != nil {
+				return err
+			}
+			udp = c.(*net.UDPConn)
 		default:
-			err = fmt.Errorf("protocol %s is not proxied", k.proto)
+			return fmt.Errorf("protocol %s is not proxied", k.proto)
 		}
-		return err
+		return nil
 	})
 	return tcp, udp, err
 }

@@ -284,16 +284,19 @@ func (b *Backend) setup() error {
 	return nil
 }
 
-// virtualAddrs are the addresses of sp the dummy device holds (unless
-// they are local elsewhere already).
+// virtualAddrs are the addresses of sp the device holds: its ClusterIP
+// only. External and load balancer addresses are not made local here: one
+// may be another node's address (the built-in load balancer lends the
+// nodes' addresses), and a local address captures every port of it, which
+// would cut this node off from that node (its API server, its kubelet).
+// Their listeners are bound with IP_FREEBIND instead, and serve whenever
+// the address is this node's: one of its own, or a pool address its
+// announcer holds.
 func virtualAddrs(sp *proxy.ServicePort) []netip.Addr {
-	out := make([]netip.Addr, 0, 1+len(sp.ExternalIPs)+len(sp.LoadBalancerIPs))
-	for _, a := range append(append([]netip.Addr{sp.ClusterIP}, sp.ExternalIPs...), sp.LoadBalancerIPs...) {
-		if a.Is4() && !a.IsLoopback() && !a.IsUnspecified() {
-			out = append(out, a)
-		}
+	if a := sp.ClusterIP; a.Is4() && !a.IsLoopback() && !a.IsUnspecified() {
+		return []netip.Addr{a}
 	}
-	return out
+	return nil
 }
 
 // Sync makes the listeners and the device's addresses match rs. Service

@@ -222,7 +222,17 @@ func TestBackendForwards(t *testing.T) {
 
 	web := svcPort("web", "10.96.0.10", 30080, pod1, pod2)
 	web.ExternalIPs = []netip.Addr{netip.MustParseAddr("198.51.100.10")}
-	web.LoadBalancerIPs = []netip.Addr{netip.MustParseAddr("198.51.100.20")}
+	// 192.168.77.2 is another machine's address (the outside namespace's),
+	// as the built-in load balancer lends other nodes' addresses: it must
+	// not be captured.
+	web.LoadBalancerIPs = []netip.Addr{netip.MustParseAddr("198.51.100.20"), netip.MustParseAddr("192.168.77.2")}
+	// The external and load balancer addresses are this node's (an
+	// administrator's route, the announcer's skiff-lb0): the backend
+	// listens on them but does not make them local itself.
+	for _, a := range []string{"198.51.100.10/32", "198.51.100.20/32"} {
+		proxytest.Run(t, "ip", "-n", n.Node, "addr", "add", a, "dev", "lo")
+	}
+	proxytest.Serve(t, n.Remote, "outside", 7070)
 	none := svcPort("none", "10.96.0.11", 30081)
 	sticky := svcPort("sticky", "10.96.0.12", 0, pod1, pod2)
 	sticky.Affinity = time.Minute
@@ -261,11 +271,16 @@ func TestBackendForwards(t *testing.T) {
 		t.Errorf("second Sync of the same ruleset: got %+v, %v, want nothing changed", res, err)
 	}
 
-	t.Run("the device holds the Service addresses, the node does not answer ARP for them", func(t *testing.T) {
+	t.Run("the device holds the ClusterIPs, the node does not answer ARP for them", func(t *testing.T) {
 		got := deviceAddrs(t, b)
-		for _, a := range []string{"10.96.0.10", "10.96.0.11", "10.96.0.22", "198.51.100.10", "198.51.100.20"} {
+		for _, a := range []string{"10.96.0.10", "10.96.0.11", "10.96.0.22"} {
 			if !got[netip.MustParseAddr(a)] {
 				t.Errorf("device addresses: %s missing from %v", a, got)
+			}
+		}
+		for _, a := range []string{"198.51.100.10", "198.51.100.20", "192.168.77.2"} {
+			if got[netip.MustParseAddr(a)] {
+				t.Errorf("device addresses: got the external or load balancer address %s, want only ClusterIPs", a)
 			}
 		}
 		if got[netip.MustParseAddr(nodeIP)] {
@@ -360,6 +375,15 @@ func TestBackendForwards(t *testing.T) {
 			if got["pod1"] == 0 || got["pod2"] == 0 {
 				t.Errorf("backends of %s: got %v, want both pod1 and pod2", addr, got)
 			}
+		}
+	})
+	t.Run("another machine's address as a load balancer IP is not captured", func(t *testing.T) {
+		name, _, err := proxytest.Ask(n.Node, "192.168.77.2:7070")
+		if err != nil || name != "outside" {
+			t.Errorf("from the node to 192.168.77.2:7070: got %q, %v; want the outside server", name, err)
+		}
+		if out, _ := exec.Command("ip", "-n", n.Node, "addr", "show", "dev", DefaultInterface).CombinedOutput(); strings.Contains(string(out), "192.168.77.2") {
+			t.Errorf("%s holds 192.168.77.2:\n%s", DefaultInterface, out)
 		}
 	})
 	t.Run("UDP", func(t *testing.T) {
