@@ -55,6 +55,8 @@ type Config struct {
 	FlannelBackend string
 	// DisableProxy runs no service proxy on the node.
 	DisableProxy bool
+	// ProxyMode is the service proxy's backend (NodeConfig.ProxyMode).
+	ProxyMode string
 	// DisableNetworkPolicy enforces no NetworkPolicy on the node.
 	DisableNetworkPolicy bool
 	// NodeName defaults to the host name, lowercased.
@@ -125,7 +127,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			ClusterCA: rc.TLSClientConfig.CAData, StaticPodPath: a.cfg.StaticPodPath,
 			FileCheckFrequency: a.cfg.FileCheckFrequency, EvictionHard: a.cfg.EvictionHard,
 			ClusterDNS: a.cfg.ClusterDNS, ClusterDomain: a.cfg.ClusterDomain, FlannelBackend: a.cfg.FlannelBackend,
-			DisableProxy: a.cfg.DisableProxy, DisableNetworkPolicy: a.cfg.DisableNetworkPolicy,
+			DisableProxy: a.cfg.DisableProxy, ProxyMode: a.cfg.ProxyMode, DisableNetworkPolicy: a.cfg.DisableNetworkPolicy,
 		})
 	}
 	k, err := kubelet.New(kubelet.Config{

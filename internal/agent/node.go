@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -84,6 +85,10 @@ type NodeConfig struct {
 	// DisableProxy runs no service proxy on the node (k3s's
 	// --disable-kube-proxy).
 	DisableProxy bool
+	// ProxyMode is the service proxy's backend: "nftables" (default),
+	// "iptables" or "userspace" (see internal/proxy), kube-proxy's
+	// --proxy-mode.
+	ProxyMode string
 	// DisableNetworkPolicy enforces no NetworkPolicy on the node (k3s's
 	// --disable-network-policy).
 	DisableNetworkPolicy bool
@@ -138,6 +143,12 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 	thresholds, err := ParseEvictionHard(cfg.EvictionHard)
 	if err != nil {
 		return err
+	}
+	if cfg.ProxyMode == "" {
+		cfg.ProxyMode = DefaultProxyMode
+	}
+	if !slices.Contains(ProxyModes(), cfg.ProxyMode) {
+		return fmt.Errorf("unknown proxy mode %q: want one of %s", cfg.ProxyMode, strings.Join(ProxyModes(), ", "))
 	}
 	if os.Geteuid() != 0 {
 		return errors.New("a node with the runc runtime must run as root (it creates namespaces, mounts and cgroups)")

@@ -24,6 +24,7 @@ type agentFlags struct {
 	evictionHard, clusterDNS, clusterDomain                  string
 	flannelBackend                                           string
 	disableProxy, disableNetworkPolicy                       bool
+	proxyMode                                                string
 	fileCheckFrequency                                       time.Duration
 }
 
@@ -111,7 +112,7 @@ func newAgentCommand(streams Streams) *cobra.Command {
 				DataDir: f.dataDir, RegistriesFile: f.registries, CgroupRoot: f.cgroupRoot, ClusterCIDR: f.clusterCIDR, StaticPodPath: f.staticPods,
 				FileCheckFrequency: f.fileCheckFrequency, EvictionHard: f.evictionHard,
 				ClusterDNS: commaList(f.clusterDNS), ClusterDomain: f.clusterDomain, FlannelBackend: f.flannelBackend,
-				DisableProxy: f.disableProxy, DisableNetworkPolicy: f.disableNetworkPolicy,
+				DisableProxy: f.disableProxy, ProxyMode: f.proxyMode, DisableNetworkPolicy: f.disableNetworkPolicy,
 			})
 			if err != nil {
 				return err
@@ -133,6 +134,7 @@ func newAgentCommand(streams Streams) *cobra.Command {
 	fl.StringVar(&f.clusterDomain, "cluster-domain", "cluster.local", "the cluster DNS domain, as the server's --cluster-domain")
 	fl.BoolVar(&f.disableProxy, "disable-kube-proxy", false, "run no service proxy on this node")
 	fl.BoolVar(&f.disableNetworkPolicy, "disable-network-policy", false, "enforce no NetworkPolicy on this node")
+	fl.StringVar(&f.proxyMode, "proxy-mode", agent.DefaultProxyMode, "service proxy backend: nftables, iptables (iptables-restore, for older kernels) or userspace (a Go proxy, no kernel NAT)")
 	fl.StringVar(&f.flannelBackend, "flannel-backend", string(nodenet.DefaultBackend), "how pods reach pods on other nodes: host-gw (nodes on one L2 network), vxlan or none; as the server's")
 	fl.StringVar(&f.nodeName, "node-name", "", "name of the Node (default: the host name)")
 	fl.StringVar(&f.nodeIP, "node-ip", "", "the node's InternalIP (default: first non-loopback IPv4)")

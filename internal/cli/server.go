@@ -57,6 +57,7 @@ type serverFlags struct {
 	evictionHard                string
 	flannelBackend              string
 	disableProxy                bool
+	proxyMode                   string
 	disableNetworkPolicy        bool
 }
 
@@ -93,7 +94,7 @@ func newServerCommand(streams Streams) *cobra.Command {
 					RegistriesFile: f.privateRegistry, CgroupRoot: f.cgroupRoot, StaticPodPath: f.staticPods,
 					FileCheckFrequency: f.fileCheckFrequency, EvictionHard: f.evictionHard,
 					ClusterDNS: commaList(f.clusterDNS), ClusterDomain: f.clusterDomain, FlannelBackend: f.flannelBackend,
-					DisableProxy: f.disableProxy, DisableNetworkPolicy: f.disableNetworkPolicy}
+					DisableProxy: f.disableProxy, ProxyMode: f.proxyMode, DisableNetworkPolicy: f.disableNetworkPolicy}
 			}
 			var upstreams []string
 			if f.dnsUpstreams != "" {
@@ -177,6 +178,7 @@ func newServerCommand(streams Streams) *cobra.Command {
 	fl.StringVar(&f.staticPods, "pod-manifest-path", agent.DefaultStaticPodPath, "directory of static pod manifests of this server's node (\"-\" for none)")
 	fl.BoolVar(&f.disableProxy, "disable-kube-proxy", false, "run no service proxy on the server's own node")
 	fl.BoolVar(&f.disableNetworkPolicy, "disable-network-policy", false, "enforce no NetworkPolicy on the server's own node")
+	fl.StringVar(&f.proxyMode, "proxy-mode", agent.DefaultProxyMode, "service proxy backend of the server's own node: nftables, iptables (iptables-restore, for older kernels) or userspace (a Go proxy, no kernel NAT)")
 	fl.StringVar(&f.flannelBackend, "flannel-backend", string(nodenet.DefaultBackend), "how pods reach pods on other nodes: host-gw (nodes on one L2 network), vxlan or none; every agent must use the same")
 	return cmd
 }

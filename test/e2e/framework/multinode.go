@@ -62,6 +62,9 @@ type MultiNodeOptions struct {
 	// FlannelBackend is passed to the server and every agent ("" for the
 	// default, host-gw).
 	FlannelBackend string
+	// AgentArgs[i], when present, are extra `skiff agent` flags of agent
+	// i (0 is the first agent), e.g. another --proxy-mode per node.
+	AgentArgs [][]string
 }
 
 // StartMultiNode starts a real-node cluster (opts.RealNode is implied; its
@@ -101,7 +104,11 @@ func (s *Suite) StartMultiNode(t testing.TB, opts Options, mo MultiNodeOptions) 
 		t.Fatal(err)
 	}
 	for i := range mo.Agents {
-		if err := m.addAgent(ctx, i, backendArgs); err != nil {
+		args := backendArgs
+		if i < len(mo.AgentArgs) {
+			args = append(append([]string(nil), backendArgs...), mo.AgentArgs[i]...)
+		}
+		if err := m.addAgent(ctx, i, args); err != nil {
 			t.Fatal(err)
 		}
 	}
