@@ -82,7 +82,7 @@ type Backend struct {
 	table *nft.Table
 
 	serviceIPs, serviceNodePorts, noEndpointServices, noEndpointNodePorts *nft.Set
-	nodePortIPs, hairpinIPs                                               *nft.Set
+	nodePortIPs, hairpinIPs, clusterIPs                                   *nft.Set
 	// endpointPicks and affinityPicks are sharded by chain number: the
 	// kernel checks every new element of a map against every rule bound
 	// to the map, so one map bound by every Service's rule would make a
@@ -369,7 +369,7 @@ func chunks(els []nft.SetElement) [][]nft.SetElement {
 }
 
 func (b *Backend) maps() []*nft.Set {
-	out := []*nft.Set{b.serviceIPs, b.serviceNodePorts, b.noEndpointServices, b.noEndpointNodePorts, b.hairpinIPs}
+	out := []*nft.Set{b.serviceIPs, b.serviceNodePorts, b.noEndpointServices, b.noEndpointNodePorts, b.hairpinIPs, b.clusterIPs}
 	out = append(out, b.endpointPicks...)
 	return append(out, b.affinityPicks...)
 }
@@ -439,6 +439,7 @@ const (
 	mapAffinityPicks        = "affinity-picks-"
 	pickShards              = 128
 	setHairpinIPs           = "hairpin-ips"
+	setClusterIPs           = "cluster-ips"
 	chainServices           = "services"
 	chainMarkForMasquerade  = "mark-for-masquerade"
 	chainMasquerading       = "masquerading"
@@ -478,6 +479,7 @@ func (b *Backend) initSets() {
 	}
 	b.hairpinIPs = &nft.Set{Table: b.table, Name: setHairpinIPs, Concatenation: true, KeyType: nft.MustConcatSetType(nft.TypeIPAddr, nft.TypeIPAddr)}
 	b.nodePortIPs = &nft.Set{Table: b.table, Name: setNodePortIPs, KeyType: nft.TypeIPAddr}
+	b.clusterIPs = &nft.Set{Table: b.table, Name: setClusterIPs, Concatenation: true, KeyType: addrProtoPort}
 }
 
 // addBase queues the table's fixed sets, maps and chains.
@@ -510,6 +512,20 @@ func (b *Backend) addBase(nodeIPs []netip.Addr) error {
 	rule(masq, &expr.Masq{})
 
 	services := chain(chainServices)
+	// Traffic to a ClusterIP from outside the pod network may leave the
+	// node to a remote endpoint, so its reply must come back here: one
+	// rule over the set of forwarded ClusterIP ports, rather than a rule
+	// in each Service port's chain (a rule costs a netlink message, an
+	// echo and an acknowledgement per Service on every full sync).
+	var offCluster []expr.Any
+	if b.cfg.ClusterCIDR.IsValid() {
+		offCluster = matchPrefix(offSaddr, b.cfg.ClusterCIDR, true)
+	}
+	rule(services, concat(offCluster, []expr.Any{
+		loadAddr(offDaddr, reg1), loadL4Proto(reg32b), loadDport(reg32c),
+		&expr.Lookup{SourceRegister: reg1, SetName: b.clusterIPs.Name, SetID: b.clusterIPs.ID},
+		verdict(expr.VerdictJump, chainMarkForMasquerade),
+	})...)
 	rule(services, b.addrProtoPortVmap(offDaddr, b.serviceIPs)...)
 	rule(services, b.nodePortVmap(b.serviceNodePorts)...)
 
@@ -655,6 +671,7 @@ func (b *Backend) buildPlan(sp *proxy.ServicePort) *plan {
 	cipKey := addrProtoPortKey(sp.ClusterIP, proto, sp.Port)
 	if f := sp.InternalFilter(); f == proxy.FilterNone {
 		addElem(mapServiceIPs, cipKey, expr.VerdictGoto, internalChain)
+		p.elems[setClusterIPs] = append(p.elems[setClusterIPs], nft.SetElement{Key: cipKey})
 	} else {
 		v, ch := filterVerdict(f)
 		addElem(mapNoEndpointServices, cipKey, v, ch)
@@ -684,21 +701,8 @@ func (b *Backend) buildPlan(sp *proxy.ServicePort) *plan {
 		return p
 	}
 
-	// masqueradeOffCluster is the first rule of the internal chain:
-	// traffic to the ClusterIP from outside the pod network may leave the
-	// node to a remote endpoint, so its reply must come back here.
-	masqueradeOffCluster := func() rulePlan {
-		r := concat(matchAddr(offDaddr, sp.ClusterIP))
-		if b.cfg.ClusterCIDR.IsValid() {
-			r = concat(r, matchPrefix(offSaddr, b.cfg.ClusterCIDR, true))
-		}
-		return rulePlan{exprs: append(r, verdict(expr.VerdictJump, chainMarkForMasquerade))}
-	}
-	spread := func(name string, eps []proxy.Endpoint, internal bool) chainPlan {
+	spread := func(name string, eps []proxy.Endpoint) chainPlan {
 		ch := chainPlan{name: name}
-		if internal {
-			ch.rules = append(ch.rules, masqueradeOffCluster())
-		}
 		id := b.pickID(name)
 		if sp.Affinity == 0 {
 			// numgen picks an index; endpoint-picks maps (chain number
@@ -739,10 +743,10 @@ func (b *Backend) buildPlan(sp *proxy.ServicePort) *plan {
 		return ch
 	}
 	if len(sp.ClusterEndpoints) > 0 {
-		p.chains = append(p.chains, spread(clusterChain, sp.ClusterEndpoints, !sp.InternalLocal))
+		p.chains = append(p.chains, spread(clusterChain, sp.ClusterEndpoints))
 	}
 	if len(sp.LocalEndpoints) > 0 {
-		p.chains = append(p.chains, spread(localChain, sp.LocalEndpoints, sp.InternalLocal))
+		p.chains = append(p.chains, spread(localChain, sp.LocalEndpoints))
 	}
 	if sp.External() {
 		ext := chainPlan{name: extChain}

@@ -142,6 +142,17 @@ func TestBackendForwards(t *testing.T) {
 			t.Errorf("client seen by pod1 (hairpin): got %v, want %v", clientsOf["pod1"], want)
 		}
 	})
+	t.Run("ClusterIP from outside the pod network is masqueraded", func(t *testing.T) {
+		// The outside namespace routes the ClusterIP through the node;
+		// the endpoints see the node, whose reply path they know.
+		got, clients := proxytest.AskMany(t, n.Remote, "10.96.0.10:80", 20)
+		if got["pod1"] == 0 || got["pod2"] == 0 {
+			t.Errorf("backends: got %v, want both pod1 and pod2", got)
+		}
+		if want := map[string]bool{"10.244.0.1": true}; !equalSet(clients, want) {
+			t.Errorf("clients seen by the endpoints: got %v, want %v (masqueraded to the bridge address)", clients, want)
+		}
+	})
 	t.Run("a Service without endpoints refuses at once", func(t *testing.T) {
 		for _, c := range []struct{ ns, addr string }{
 			{n.Node, "10.96.0.11:80"}, {n.Pod1, "10.96.0.11:80"}, {n.Remote, "192.168.77.1:30081"},
