@@ -471,7 +471,9 @@ func (b *Backend) initSets() {
 	b.serviceNodePorts = vmap(mapServiceNodePorts, protoPort)
 	b.noEndpointServices = vmap(mapNoEndpointServices, addrProtoPort)
 	b.noEndpointNodePorts = vmap(mapNoEndpointNodePorts, protoPort)
-	pickKey := nft.MustConcatSetType(nft.TypeInteger, nft.TypeInteger)
+	// mark, not integer: the nft tool cannot list a concatenation of
+	// integers (a type of no fixed size); both are 32 bits in host order.
+	pickKey := nft.MustConcatSetType(nft.TypeMark, nft.TypeMark)
 	for i := range pickShards {
 		b.endpointPicks = append(b.endpointPicks, &nft.Set{Table: b.table, Name: pickMap(mapEndpointPicks, uint32(i)), IsMap: true, Concatenation: true,
 			KeyType: pickKey, DataType: nft.MustConcatSetType(nft.TypeIPAddr, nft.TypeInetService)})

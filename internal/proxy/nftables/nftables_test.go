@@ -142,6 +142,13 @@ func TestBackendForwards(t *testing.T) {
 			t.Errorf("client seen by pod1 (hairpin): got %v, want %v", clientsOf["pod1"], want)
 		}
 	})
+	t.Run("the nft tool lists the table", func(t *testing.T) {
+		// What an administrator runs first when debugging a Service.
+		out, err := exec.Command("ip", "netns", "exec", n.Node, "nft", "list", "table", "ip", DefaultTable).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "map endpoint-picks-") {
+			t.Errorf("nft list table ip %s: %v\n%s", DefaultTable, err, out)
+		}
+	})
 	t.Run("ClusterIP from outside the pod network is masqueraded", func(t *testing.T) {
 		// The outside namespace routes the ClusterIP through the node;
 		// the endpoints see the node, whose reply path they know.
