@@ -2,122 +2,38 @@ package userspace
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"net/netip"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/skiff-sh/skiff/internal/proxy"
 	"github.com/skiff-sh/skiff/internal/proxy/proxytest"
 )
 
 // TestProxierWithUserspace runs the whole proxy (informers, compiler,
-// userspace backend) against a fake API: a Service and its EndpointSlice
-// written through the client become forwarding, the scheduler annotation
-// takes effect, and an endpoint going unready stops receiving traffic.
+// userspace backend) against a fake API (proxytest.RunProxier), and checks
+// that the scheduler annotation takes effect: with sh, a client keeps one
+// endpoint.
 func TestProxierWithUserspace(t *testing.T) {
 	n := proxytest.New(t)
 	b := newBackend(t, n)
-	dumpOnFailure(t, n)
-	proxytest.Serve(t, n.Pod1, "pod1", 8080)
-	proxytest.Serve(t, n.Pod2, "pod2", 8080)
-
-	client := fake.NewClientset()
-	p, err := proxy.New(proxy.Config{
-		Client: client, Backend: b, MinSyncInterval: 100 * time.Millisecond,
-		Node:   proxy.Node{Name: "node-a", IPs: []netip.Addr{netip.MustParseAddr(nodeIP)}},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"},
-		Spec: corev1.ServiceSpec{
-			Type: corev1.ServiceTypeClusterIP, ClusterIP: "10.96.0.20",
-			Selector: map[string]string{"app": "web"},
-			Ports:    []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, TargetPort: intstr.FromString("http")}},
-		},
-	}
-	ready, notReady := true, false
-	es := &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web-abcde",
-			Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Ports:       []discoveryv1.EndpointPort{{Name: ptrTo("http"), Protocol: ptrTo(corev1.ProtocolTCP), Port: ptrTo(int32(8080))}},
-		Endpoints: []discoveryv1.Endpoint{
-			{Addresses: []string{"10.244.0.2"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}},
-			{Addresses: []string{"10.244.0.3"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}},
-		},
-	}
-	if _, err := client.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	// No endpoints yet: refused (the address is local, nobody listens).
-	proxytest.WaitUntil(t, "the Service to refuse", func() bool {
-		_, _, err := proxytest.Ask(n.Node, "10.96.0.20:80")
-		return proxytest.IsRefused(err)
-	})
-	if _, err := client.DiscoveryV1().EndpointSlices("default").Create(ctx, es, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	proxytest.WaitUntil(t, "both endpoints to answer", func() bool {
-		seen := map[string]bool{}
-		for range 10 {
-			name, _, err := proxytest.Ask(n.Pod1, "10.96.0.20:80")
-			if err != nil {
-				return false
-			}
-			seen[name] = true
+	proxytest.RunProxier(t, n, b, func(ctx context.Context, client kubernetes.Interface, svc *corev1.Service) {
+		svc.Annotations = map[string]string{proxy.SchedulerAnnotation: string(proxy.SourceHashing)}
+		if _, err := client.CoreV1().Services(svc.Namespace).Update(ctx, svc, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
 		}
-		return seen["pod1"] && seen["pod2"]
-	})
-
-	// Round robin alternates; source hashing keeps the client on one.
-	svc.Annotations = map[string]string{proxy.SchedulerAnnotation: string(proxy.SourceHashing)}
-	if _, err := client.CoreV1().Services("default").Update(ctx, svc, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	proxytest.WaitUntil(t, "the sh scheduler to keep pod1's connections on one endpoint", func() bool {
-		names := map[string]bool{}
-		for range 6 {
-			name, _, err := proxytest.Ask(n.Pod1, "10.96.0.20:80")
-			if err != nil {
-				return false
+		proxytest.WaitUntil(t, "the sh scheduler to keep pod1's connections on one endpoint", func() bool {
+			names := map[string]bool{}
+			for range 6 {
+				name, _, err := proxytest.Ask(n.Pod1, proxytest.ProxierVIP+":80")
+				if err != nil {
+					return false
+				}
+				names[name] = true
 			}
-			names[name] = true
-		}
-		return len(names) == 1
-	})
-
-	es.Endpoints[1].Conditions.Ready = &notReady
-	if _, err := client.DiscoveryV1().EndpointSlices("default").Update(ctx, es, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	proxytest.WaitUntil(t, "only pod1 to answer", func() bool {
-		for range 10 {
-			name, _, err := proxytest.Ask(n.Node, "10.96.0.20:80")
-			if err != nil || name != "pod1" {
-				return false
-			}
-		}
-		return true
+			return len(names) == 1
+		})
 	})
 }
-
-func ptrTo[T any](v T) *T { return &v }
