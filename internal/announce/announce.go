@@ -14,6 +14,8 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/skiff-sh/skiff/internal/rtnl"
 )
 
 // DefaultInterface is the dummy interface that holds the addresses this
@@ -165,29 +167,29 @@ func (a *Announcer) Run(ctx context.Context) error {
 // sync makes the interface hold exactly want, creating it when needed and
 // deleting it when empty; it returns the addresses it added.
 func (a *Announcer) sync(k *kernel, want []netip.Addr) ([]netip.Addr, error) {
-	l, ok, err := k.Link(a.cfg.Interface)
+	l, ok, err := k.LinkByName(a.cfg.Interface)
 	if err != nil {
 		return nil, err
 	}
-	if ok && !slices.Contains(ownKinds, l.kind) {
-		return nil, fmt.Errorf("interface %s exists and is a %q, not a dummy: not ours", a.cfg.Interface, l.kind)
+	if ok && !rtnl.IsAddressDevice(l.Kind) {
+		return nil, fmt.Errorf("interface %s exists and is a %q, not a dummy: not ours", a.cfg.Interface, l.Kind)
 	}
 	var present []netip.Addr
 	if ok {
-		addrs, err := k.Addrs()
+		addrs, err := k.Addrs(l.Index)
 		if err != nil {
 			return nil, err
 		}
 		for _, ad := range addrs {
-			if ad.index == l.index {
-				present = append(present, ad.ip)
-			}
+			present = append(present, ad.Prefix.Addr())
 		}
 	}
 	add, del := Diff(want, present)
 	if !ok && len(want) > 0 {
+		// Up: the kernel answers ARP only for the addresses of an up
+		// interface.
 		var kind string
-		if l.index, kind, err = k.AddDummy(a.cfg.Interface); err != nil {
+		if l.Index, kind, err = k.EnsureAddressDevice(a.cfg.Interface, true); err != nil {
 			return nil, err
 		}
 		a.log.Info("interface for load balancer addresses created", "interface", a.cfg.Interface, "kind", kind)
@@ -195,7 +197,7 @@ func (a *Announcer) sync(k *kernel, want []netip.Addr) ([]netip.Addr, error) {
 	}
 	var errs []error
 	for _, ip := range del {
-		if err := k.DeleteAddr(l.index, ip); err != nil {
+		if err := k.DeleteAddr(l.Index, netip.PrefixFrom(ip, 32)); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -203,7 +205,7 @@ func (a *Announcer) sync(k *kernel, want []netip.Addr) ([]netip.Addr, error) {
 	}
 	var added []netip.Addr
 	for _, ip := range add {
-		if err := k.AddAddr(l.index, ip); err != nil {
+		if err := k.AddAddr(l.Index, netip.PrefixFrom(ip, 32)); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -211,7 +213,7 @@ func (a *Announcer) sync(k *kernel, want []netip.Addr) ([]netip.Addr, error) {
 		a.log.Info("load balancer address announced", "address", ip, "interface", a.cfg.Interface)
 	}
 	if ok && len(want) == 0 && len(errs) == 0 {
-		if err := k.DeleteLink(l.index); err != nil {
+		if err := k.DeleteLink(l.Index); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -233,13 +235,13 @@ func (a *Announcer) announce(ctx context.Context, k *kernel, ip netip.Addr) {
 			case <-time.After(a.cfg.GARPInterval):
 			}
 		}
-		addrs, err := k.Addrs()
+		addrs, err := k.Addrs(0)
 		if err != nil {
 			a.log.Warn("gratuitous ARP not sent", "address", ip, "err", err)
 			return
 		}
-		lan := slices.IndexFunc(addrs, func(ad addr) bool { return ad.ip == nodeIP })
-		held := slices.ContainsFunc(addrs, func(ad addr) bool { return ad.ip == ip && ad.bits == 32 })
+		lan := slices.IndexFunc(addrs, func(ad rtnl.Addr) bool { return ad.Prefix.Addr() == nodeIP })
+		held := slices.ContainsFunc(addrs, func(ad rtnl.Addr) bool { return ad.Prefix == netip.PrefixFrom(ip, 32) })
 		if !held {
 			return // withdrawn meanwhile
 		}
@@ -247,12 +249,12 @@ func (a *Announcer) announce(ctx context.Context, k *kernel, ip netip.Addr) {
 			a.log.Warn("gratuitous ARP not sent: no interface has the node IP", "address", ip, "nodeIP", nodeIP)
 			return
 		}
-		l, err := k.LinkByIndex(addrs[lan].index)
-		if err == nil && len(l.mac) != 6 {
-			err = fmt.Errorf("interface %d has no Ethernet address", l.index)
+		l, err := k.LinkByIndex(addrs[lan].Index)
+		if err == nil && len(l.MAC) != 6 {
+			err = fmt.Errorf("interface %d has no Ethernet address", l.Index)
 		}
 		if err == nil {
-			err = k.SendARP(l.index, garp(l.mac, ip))
+			err = k.SendARP(l.Index, garp(l.MAC, ip))
 		}
 		if err != nil {
 			a.log.Warn("gratuitous ARP not sent", "address", ip, "err", err)
@@ -269,9 +271,9 @@ func (a *Announcer) Cleanup() error {
 		return err
 	}
 	defer k.Close()
-	l, ok, err := k.Link(a.cfg.Interface)
+	l, ok, err := k.LinkByName(a.cfg.Interface)
 	if err != nil || !ok {
 		return err
 	}
-	return k.DeleteLink(l.index)
+	return k.DeleteLink(l.Index)
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/skiff-sh/skiff/internal/rtnl"
 )
 
 // announced is the set of addresses this node announces, as the reconcile
@@ -86,29 +88,29 @@ func (a *Announcer) respond(ctx context.Context, k *kernel, set *announced) {
 // opened with its name and answers requests for set until ctx ends (nil)
 // or the socket fails.
 func (a *Announcer) serveARP(ctx context.Context, k *kernel, nodeIP netip.Addr, set *announced, opened func(name string)) error {
-	addrs, err := k.Addrs()
+	addrs, err := k.Addrs(0)
 	if err != nil {
 		return err
 	}
-	lan := slices.IndexFunc(addrs, func(ad addr) bool { return ad.ip == nodeIP })
+	lan := slices.IndexFunc(addrs, func(ad rtnl.Addr) bool { return ad.Prefix.Addr() == nodeIP })
 	if lan < 0 {
 		return fmt.Errorf("no interface has the node IP %s", nodeIP)
 	}
-	l, err := k.LinkByIndex(addrs[lan].index)
+	l, err := k.LinkByIndex(addrs[lan].Index)
 	if err != nil {
 		return err
 	}
-	if len(l.mac) != 6 {
-		return fmt.Errorf("interface %s has no Ethernet address", l.name)
+	if len(l.MAC) != 6 {
+		return fmt.Errorf("interface %s has no Ethernet address", l.Name)
 	}
-	c, err := k.ListenARP(l.index)
+	c, err := k.ListenARP(l.Index)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
-	opened(l.name)
+	opened(l.Name)
 	// An ARP frame over Ethernet is 60 bytes with its padding; a longer
 	// frame is cut and then not parsed as one.
 	buf := make([]byte, 128)
@@ -119,19 +121,19 @@ func (a *Announcer) serveARP(ctx context.Context, k *kernel, nodeIP netip.Addr, 
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("read arp on %s: %w", l.name, err)
+			return fmt.Errorf("read arp on %s: %w", l.Name, err)
 		}
 		if !incoming {
 			continue
 		}
-		req, ok := parseARPRequest(buf[:n], l.mac)
+		req, ok := parseARPRequest(buf[:n], l.MAC)
 		if !ok || !set.Has(req.target) {
 			continue
 		}
 		// Send failures are logged once per run of them, not per request.
-		if err := c.Write(arpReply(l.mac, req)); err != nil {
+		if err := c.Write(arpReply(l.MAC, req)); err != nil {
 			if !sendFailing {
-				a.log.Warn("ARP reply not sent", "address", req.target, "interface", l.name, "err", err)
+				a.log.Warn("ARP reply not sent", "address", req.target, "interface", l.Name, "err", err)
 			}
 			sendFailing = true
 			continue

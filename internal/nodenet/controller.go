@@ -315,7 +315,7 @@ func (c *Controller) ensureVXLAN() (vxlanLink, error) {
 		}
 	}
 	if !l.up {
-		if err := c.k.SetUp(l.index); err != nil {
+		if err := c.k.SetLinkUp(l.index); err != nil {
 			return l, err
 		}
 	}

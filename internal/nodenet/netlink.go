@@ -9,32 +9,25 @@ import (
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/skiff-sh/skiff/internal/rtnl"
 )
 
-// kernel talks rtnetlink to one network namespace. The messages are built
-// here over github.com/mdlayher/netlink (already a dependency, through
-// google/nftables) and golang.org/x/sys/unix's constants.
+// kernel is rtnetlink to one network namespace, with the messages only
+// this controller sends (routes, neighbours, forwarding entries, the VXLAN
+// device) built here over internal/rtnl's connection and encoding.
 type kernel struct {
-	c *netlink.Conn
+	*rtnl.Conn
 }
 
 // dialKernel opens rtnetlink in the network namespace netns (an open
 // namespace file descriptor), or in the caller's when netns is 0.
 func dialKernel(netns int) (*kernel, error) {
-	c, err := netlink.Dial(unix.NETLINK_ROUTE, &netlink.Config{NetNS: netns, Strict: true})
+	c, err := rtnl.Dial(netns)
 	if err != nil {
-		return nil, fmt.Errorf("rtnetlink: %w", err)
+		return nil, err
 	}
-	return &kernel{c: c}, nil
-}
-
-func (k *kernel) Close() error { return k.c.Close() }
-
-func (k *kernel) execute(typ uint16, flags netlink.HeaderFlags, data []byte) ([]netlink.Message, error) {
-	return k.c.Execute(netlink.Message{
-		Header: netlink.Header{Type: netlink.HeaderType(typ), Flags: netlink.Request | flags},
-		Data:   data,
-	})
+	return &kernel{Conn: c}, nil
 }
 
 // rtmsg is struct rtmsg.
@@ -83,35 +76,6 @@ func parseNdmsg(b []byte) (ndmsg, []byte, error) {
 		flags: b[10], typ: b[11]}, b[unix.SizeofNdMsg:], nil
 }
 
-// ifinfomsg is struct ifinfomsg.
-type ifinfomsg struct {
-	family        uint8
-	typ           uint16
-	index         int32
-	flags, change uint32
-}
-
-func (m ifinfomsg) marshal() []byte {
-	b := make([]byte, unix.SizeofIfInfomsg)
-	b[0] = m.family
-	binary.NativeEndian.PutUint16(b[2:], m.typ)
-	binary.NativeEndian.PutUint32(b[4:], uint32(m.index))
-	binary.NativeEndian.PutUint32(b[8:], m.flags)
-	binary.NativeEndian.PutUint32(b[12:], m.change)
-	return b
-}
-
-func attrs(fn func(ae *netlink.AttributeEncoder)) []byte {
-	ae := netlink.NewAttributeEncoder()
-	fn(ae)
-	b, err := ae.Encode()
-	if err != nil {
-		// Only a failing nested encoder errs, and ours do not.
-		panic(fmt.Sprintf("encode netlink attributes: %v", err))
-	}
-	return b
-}
-
 func ip4(a netip.Addr) []byte { b := a.As4(); return b[:] }
 
 func addrFrom(b []byte) (netip.Addr, bool) {
@@ -126,7 +90,7 @@ func routeMsg(r Route) []byte {
 	if r.Onlink {
 		m.flags = unix.RTNH_F_ONLINK
 	}
-	return append(m.marshal(), attrs(func(ae *netlink.AttributeEncoder) {
+	return append(m.marshal(), rtnl.Attrs(func(ae *netlink.AttributeEncoder) {
 		ae.Bytes(unix.RTA_DST, ip4(r.Dst.Addr()))
 		ae.Bytes(unix.RTA_GATEWAY, ip4(r.Gw))
 		if r.LinkIndex != 0 {
@@ -137,7 +101,7 @@ func routeMsg(r Route) []byte {
 
 // ReplaceRoute adds r, replacing a route to the same destination.
 func (k *kernel) ReplaceRoute(r Route) error {
-	if _, err := k.execute(unix.RTM_NEWROUTE, netlink.Create|netlink.Replace|netlink.Acknowledge, routeMsg(r)); err != nil {
+	if _, err := k.Execute(unix.RTM_NEWROUTE, netlink.Create|netlink.Replace|netlink.Acknowledge, routeMsg(r)); err != nil {
 		return fmt.Errorf("add route %s: %w", r, err)
 	}
 	return nil
@@ -145,7 +109,7 @@ func (k *kernel) ReplaceRoute(r Route) error {
 
 // DeleteRoute deletes r; a missing route is no error.
 func (k *kernel) DeleteRoute(r Route) error {
-	if _, err := k.execute(unix.RTM_DELROUTE, netlink.Acknowledge, routeMsg(r)); err != nil && !errors.Is(err, unix.ESRCH) {
+	if _, err := k.Execute(unix.RTM_DELROUTE, netlink.Acknowledge, routeMsg(r)); err != nil && !errors.Is(err, unix.ESRCH) {
 		return fmt.Errorf("delete route %s: %w", r, err)
 	}
 	return nil
@@ -153,7 +117,7 @@ func (k *kernel) DeleteRoute(r Route) error {
 
 // Routes lists the IPv4 routes of the main table with RouteProtocol.
 func (k *kernel) Routes() ([]Route, error) {
-	msgs, err := k.execute(unix.RTM_GETROUTE, netlink.Dump, rtmsg{family: unix.AF_INET}.marshal())
+	msgs, err := k.Execute(unix.RTM_GETROUTE, netlink.Dump, rtmsg{family: unix.AF_INET}.marshal())
 	if err != nil {
 		return nil, fmt.Errorf("list routes: %w", err)
 	}
@@ -195,34 +159,20 @@ func (k *kernel) Routes() ([]Route, error) {
 // namespace's interfaces (the directly connected networks), and the index
 // of the interface that has ip.
 func (k *kernel) LocalPrefixes(ip netip.Addr) (prefixes []netip.Prefix, ipIndex int, err error) {
-	msgs, err := k.execute(unix.RTM_GETADDR, netlink.Dump, []byte{unix.AF_INET, 0, 0, 0, 0, 0, 0, 0})
+	addrs, err := k.Addrs(0)
 	if err != nil {
-		return nil, 0, fmt.Errorf("list addresses: %w", err)
+		return nil, 0, err
 	}
-	for _, msg := range msgs {
-		b := msg.Data
-		if len(b) < unix.SizeofIfAddrmsg || b[0] != unix.AF_INET {
-			continue
-		}
-		bits, index := int(b[1]), int(binary.NativeEndian.Uint32(b[4:]))
-		ad, err := netlink.NewAttributeDecoder(b[unix.SizeofIfAddrmsg:])
-		if err != nil {
-			continue
-		}
-		var local netip.Addr
-		for ad.Next() {
-			if ad.Type() == unix.IFA_LOCAL {
-				local, _ = addrFrom(ad.Bytes())
-			}
-		}
-		if !local.IsValid() || local.IsLoopback() {
+	for _, a := range addrs {
+		local := a.Prefix.Addr()
+		if local.IsLoopback() {
 			continue
 		}
 		if local == ip {
-			ipIndex = index
+			ipIndex = a.Index
 		}
-		if bits < 32 {
-			prefixes = append(prefixes, netip.PrefixFrom(local, bits).Masked())
+		if a.Prefix.Bits() < 32 {
+			prefixes = append(prefixes, a.Prefix.Masked())
 		}
 	}
 	return prefixes, ipIndex, nil
@@ -232,7 +182,7 @@ func (k *kernel) LocalPrefixes(ip netip.Addr) (prefixes []netip.Prefix, ipIndex 
 func neighMsg(family uint8, ifindex int, flags uint8, mac string, ip netip.Addr) []byte {
 	m := ndmsg{family: family, ifindex: int32(ifindex), state: unix.NUD_PERMANENT, flags: flags}
 	hw, _ := net.ParseMAC(mac)
-	return append(m.marshal(), attrs(func(ae *netlink.AttributeEncoder) {
+	return append(m.marshal(), rtnl.Attrs(func(ae *netlink.AttributeEncoder) {
 		ae.Bytes(unix.NDA_LLADDR, hw)
 		if ip.IsValid() {
 			ae.Bytes(unix.NDA_DST, ip4(ip))
@@ -242,7 +192,7 @@ func neighMsg(family uint8, ifindex int, flags uint8, mac string, ip netip.Addr)
 
 // ReplaceNeigh adds or replaces the ARP entry n on ifindex.
 func (k *kernel) ReplaceNeigh(ifindex int, n Neigh) error {
-	if _, err := k.execute(unix.RTM_NEWNEIGH, netlink.Create|netlink.Replace|netlink.Acknowledge,
+	if _, err := k.Execute(unix.RTM_NEWNEIGH, netlink.Create|netlink.Replace|netlink.Acknowledge,
 		neighMsg(unix.AF_INET, ifindex, 0, n.MAC, n.IP)); err != nil {
 		return fmt.Errorf("add neighbour %s lladdr %s: %w", n.IP, n.MAC, err)
 	}
@@ -252,7 +202,7 @@ func (k *kernel) ReplaceNeigh(ifindex int, n Neigh) error {
 // DeleteNeigh deletes the ARP entry n on ifindex; a missing one is no
 // error.
 func (k *kernel) DeleteNeigh(ifindex int, n Neigh) error {
-	if _, err := k.execute(unix.RTM_DELNEIGH, netlink.Acknowledge, neighMsg(unix.AF_INET, ifindex, 0, n.MAC, n.IP)); err != nil && !errors.Is(err, unix.ENOENT) {
+	if _, err := k.Execute(unix.RTM_DELNEIGH, netlink.Acknowledge, neighMsg(unix.AF_INET, ifindex, 0, n.MAC, n.IP)); err != nil && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("delete neighbour %s: %w", n.IP, err)
 	}
 	return nil
@@ -261,7 +211,7 @@ func (k *kernel) DeleteNeigh(ifindex int, n Neigh) error {
 // ReplaceFDB adds or replaces the forwarding entry f of the VXLAN device
 // ifindex (`bridge fdb replace MAC dev DEV dst IP self permanent`).
 func (k *kernel) ReplaceFDB(ifindex int, f FDB) error {
-	if _, err := k.execute(unix.RTM_NEWNEIGH, netlink.Create|netlink.Replace|netlink.Acknowledge,
+	if _, err := k.Execute(unix.RTM_NEWNEIGH, netlink.Create|netlink.Replace|netlink.Acknowledge,
 		neighMsg(unix.AF_BRIDGE, ifindex, unix.NTF_SELF, f.MAC, f.Dst)); err != nil {
 		return fmt.Errorf("add fdb entry %s dst %s: %w", f.MAC, f.Dst, err)
 	}
@@ -270,7 +220,7 @@ func (k *kernel) ReplaceFDB(ifindex int, f FDB) error {
 
 // DeleteFDB deletes the forwarding entry f; a missing one is no error.
 func (k *kernel) DeleteFDB(ifindex int, f FDB) error {
-	if _, err := k.execute(unix.RTM_DELNEIGH, netlink.Acknowledge, neighMsg(unix.AF_BRIDGE, ifindex, unix.NTF_SELF, f.MAC, f.Dst)); err != nil && !errors.Is(err, unix.ENOENT) {
+	if _, err := k.Execute(unix.RTM_DELNEIGH, netlink.Acknowledge, neighMsg(unix.AF_BRIDGE, ifindex, unix.NTF_SELF, f.MAC, f.Dst)); err != nil && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("delete fdb entry %s: %w", f.MAC, err)
 	}
 	return nil
@@ -285,7 +235,7 @@ type neighEntry struct {
 // MAC and address (NDA_DST).
 func (k *kernel) neighbours(family uint8, ifindex int) ([]neighEntry, error) {
 	// A strict dump request names no device; the entries are filtered here.
-	msgs, err := k.execute(unix.RTM_GETNEIGH, netlink.Dump, ndmsg{family: family}.marshal())
+	msgs, err := k.Execute(unix.RTM_GETNEIGH, netlink.Dump, ndmsg{family: family}.marshal())
 	if err != nil {
 		return nil, err
 	}
@@ -357,56 +307,25 @@ type vxlanLink struct {
 
 // Link returns the device name; ok is false when there is none.
 func (k *kernel) Link(name string) (l vxlanLink, ok bool, err error) {
-	data := append(ifinfomsg{}.marshal(), attrs(func(ae *netlink.AttributeEncoder) { ae.String(unix.IFLA_IFNAME, name) })...)
-	msgs, err := k.execute(unix.RTM_GETLINK, 0, data)
-	if errors.Is(err, unix.ENODEV) {
-		return l, false, nil
+	rl, ok, err := k.LinkByName(name)
+	if err != nil || !ok {
+		return l, ok, err
 	}
-	if err != nil {
-		return l, false, fmt.Errorf("get link %s: %w", name, err)
-	}
-	if len(msgs) != 1 || len(msgs[0].Data) < unix.SizeofIfInfomsg {
-		return l, false, fmt.Errorf("get link %s: unexpected answer", name)
-	}
-	b := msgs[0].Data
-	l.index = int(int32(binary.NativeEndian.Uint32(b[4:])))
-	l.up = binary.NativeEndian.Uint32(b[8:])&unix.IFF_UP != 0
-	ad, err := netlink.NewAttributeDecoder(b[unix.SizeofIfInfomsg:])
+	l = vxlanLink{index: rl.Index, mac: rl.MAC.String(), kind: rl.Kind, mtu: rl.MTU, up: rl.Up()}
+	ad, err := netlink.NewAttributeDecoder(rl.InfoData)
 	if err != nil {
 		return l, false, fmt.Errorf("get link %s: %w", name, err)
 	}
 	for ad.Next() {
 		switch ad.Type() {
-		case unix.IFLA_ADDRESS:
-			l.mac = net.HardwareAddr(ad.Bytes()).String()
-		case unix.IFLA_MTU:
-			l.mtu = ad.Uint32()
-		case unix.IFLA_LINKINFO:
-			ad.Nested(func(nad *netlink.AttributeDecoder) error {
-				for nad.Next() {
-					switch nad.Type() {
-					case unix.IFLA_INFO_KIND:
-						l.kind = nad.String()
-					case unix.IFLA_INFO_DATA:
-						nad.Nested(func(vad *netlink.AttributeDecoder) error {
-							for vad.Next() {
-								switch vad.Type() {
-								case unix.IFLA_VXLAN_ID:
-									l.vni = vad.Uint32()
-								case unix.IFLA_VXLAN_LOCAL:
-									l.local, _ = addrFrom(vad.Bytes())
-								case unix.IFLA_VXLAN_PORT:
-									if p := vad.Bytes(); len(p) == 2 {
-										l.port = binary.BigEndian.Uint16(p)
-									}
-								}
-							}
-							return nil
-						})
-					}
-				}
-				return nil
-			})
+		case unix.IFLA_VXLAN_ID:
+			l.vni = ad.Uint32()
+		case unix.IFLA_VXLAN_LOCAL:
+			l.local, _ = addrFrom(ad.Bytes())
+		case unix.IFLA_VXLAN_PORT:
+			if p := ad.Bytes(); len(p) == 2 {
+				l.port = binary.BigEndian.Uint16(p)
+			}
 		}
 	}
 	return l, true, ad.Err()
@@ -416,7 +335,7 @@ func (k *kernel) Link(name string) (l vxlanLink, ok bool, err error) {
 // local address local, learning off (the controller writes every entry),
 // and brings it up.
 func (k *kernel) AddVXLAN(name string, vni uint32, local netip.Addr, parent int, port uint16, mtu uint32) error {
-	data := append(ifinfomsg{}.marshal(), attrs(func(ae *netlink.AttributeEncoder) {
+	data := append(rtnl.IfInfomsg{}.Marshal(), rtnl.Attrs(func(ae *netlink.AttributeEncoder) {
 		ae.String(unix.IFLA_IFNAME, name)
 		ae.Uint32(unix.IFLA_MTU, mtu)
 		ae.Nested(unix.IFLA_LINKINFO, func(nae *netlink.AttributeEncoder) error {
@@ -434,83 +353,36 @@ func (k *kernel) AddVXLAN(name string, vni uint32, local netip.Addr, parent int,
 			return nil
 		})
 	})...)
-	if _, err := k.execute(unix.RTM_NEWLINK, netlink.Create|netlink.Excl|netlink.Acknowledge, data); err != nil {
+	if _, err := k.Execute(unix.RTM_NEWLINK, netlink.Create|netlink.Excl|netlink.Acknowledge, data); err != nil {
 		return fmt.Errorf("add vxlan device %s: %w", name, err)
 	}
 	l, ok, err := k.Link(name)
 	if err != nil || !ok {
 		return fmt.Errorf("add vxlan device %s: not found after creation: %w", name, err)
 	}
-	return k.SetUp(l.index)
-}
-
-// SetUp brings the link up.
-func (k *kernel) SetUp(index int) error {
-	m := ifinfomsg{index: int32(index), flags: unix.IFF_UP, change: unix.IFF_UP}
-	if _, err := k.execute(unix.RTM_NEWLINK, netlink.Acknowledge, m.marshal()); err != nil {
-		return fmt.Errorf("set link %d up: %w", index, err)
-	}
-	return nil
-}
-
-// DeleteLink deletes the link.
-func (k *kernel) DeleteLink(index int) error {
-	m := ifinfomsg{index: int32(index)}
-	if _, err := k.execute(unix.RTM_DELLINK, netlink.Acknowledge, m.marshal()); err != nil && !errors.Is(err, unix.ENODEV) {
-		return fmt.Errorf("delete link %d: %w", index, err)
-	}
-	return nil
-}
-
-func addrMsg(index int, a netip.Addr) []byte {
-	b := []byte{unix.AF_INET, 32, 0, unix.RT_SCOPE_UNIVERSE, 0, 0, 0, 0}
-	binary.NativeEndian.PutUint32(b[4:], uint32(index))
-	return append(b, attrs(func(ae *netlink.AttributeEncoder) {
-		ae.Bytes(unix.IFA_LOCAL, ip4(a))
-		ae.Bytes(unix.IFA_ADDRESS, ip4(a))
-	})...)
+	return k.SetLinkUp(l.index)
 }
 
 // SetOnlyAddr makes a the only IPv4 address of the link, as a /32 (the
 // VXLAN device's own VTEP address, which follows the node's podCIDR).
 func (k *kernel) SetOnlyAddr(index int, a netip.Addr) error {
-	msgs, err := k.execute(unix.RTM_GETADDR, netlink.Dump, []byte{unix.AF_INET, 0, 0, 0, 0, 0, 0, 0})
+	addrs, err := k.Addrs(index)
 	if err != nil {
-		return fmt.Errorf("list addresses: %w", err)
+		return err
 	}
+	want := netip.PrefixFrom(a, 32)
 	found := false
-	for _, msg := range msgs {
-		b := msg.Data
-		if len(b) < unix.SizeofIfAddrmsg || b[0] != unix.AF_INET || int(binary.NativeEndian.Uint32(b[4:])) != index {
+	for _, old := range addrs {
+		if old.Prefix == want {
+			found = true
 			continue
 		}
-		ad, err := netlink.NewAttributeDecoder(b[unix.SizeofIfAddrmsg:])
-		if err != nil {
-			continue
-		}
-		for ad.Next() {
-			if ad.Type() != unix.IFA_LOCAL {
-				continue
-			}
-			old, _ := addrFrom(ad.Bytes())
-			if old == a && b[1] == 32 {
-				found = true
-				continue
-			}
-			del := append([]byte{unix.AF_INET, b[1], 0, 0, 0, 0, 0, 0}, attrs(func(ae *netlink.AttributeEncoder) {
-				ae.Bytes(unix.IFA_LOCAL, ip4(old))
-			})...)
-			binary.NativeEndian.PutUint32(del[4:], uint32(index))
-			if _, err := k.execute(unix.RTM_DELADDR, netlink.Acknowledge, del); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
-				return fmt.Errorf("delete address %s from link %d: %w", old, index, err)
-			}
+		if err := k.DeleteAddr(index, old.Prefix); err != nil {
+			return err
 		}
 	}
 	if found {
 		return nil
 	}
-	if _, err := k.execute(unix.RTM_NEWADDR, netlink.Create|netlink.Replace|netlink.Acknowledge, addrMsg(index, a)); err != nil {
-		return fmt.Errorf("add address %s to link %d: %w", a, index, err)
-	}
-	return nil
+	return k.AddAddr(index, want)
 }

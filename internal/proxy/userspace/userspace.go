@@ -14,9 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/skiff-sh/skiff/internal/proxy"
+	"github.com/skiff-sh/skiff/internal/rtnl"
 )
 
 // DefaultInterface is the dummy device that holds the Service addresses,
@@ -79,7 +78,7 @@ type Backend struct {
 	log    *slog.Logger
 	ns     *os.File
 	thread *nsThread
-	nl     *rtnl
+	nl     *rtnl.Conn
 
 	// link is the dummy device's index, 0 until the first Sync made
 	// sure it exists.
@@ -125,7 +124,7 @@ func New(cfg Config) (*Backend, error) {
 		}
 		b.ns, nsfd = f, int(f.Fd())
 	}
-	nl, err := dialRtnl(nsfd)
+	nl, err := rtnl.Dial(nsfd)
 	if err != nil {
 		b.closeNS()
 		return nil, err
@@ -187,16 +186,16 @@ func Cleanup(netns string) error {
 		defer f.Close()
 		nsfd = int(f.Fd())
 	}
-	nl, err := dialRtnl(nsfd)
+	nl, err := rtnl.Dial(nsfd)
 	if err != nil {
 		return err
 	}
 	defer nl.Close()
-	index, _, ok, err := nl.link(DefaultInterface)
+	l, ok, err := nl.LinkByName(DefaultInterface)
 	if err != nil || !ok {
 		return err
 	}
-	return nl.deleteLink(index)
+	return nl.DeleteLink(l.Index)
 }
 
 // spawn runs f in a goroutine Close waits for; it reports false, running
@@ -245,27 +244,26 @@ func (b *Backend) isLocal(a netip.Addr) bool {
 
 // setup makes sure the dummy device exists and sets the arp sysctls.
 func (b *Backend) setup() error {
-	index, kind, ok, err := b.nl.link(b.cfg.Interface)
+	l, ok, err := b.nl.LinkByName(b.cfg.Interface)
 	if err != nil {
 		return err
 	}
-	if ok && kind != "dummy" && kind != "bridge" {
-		return fmt.Errorf("device %s exists and is a %q device, not the backend's", b.cfg.Interface, kind)
+	if ok && !rtnl.IsAddressDevice(l.Kind) {
+		return fmt.Errorf("device %s exists and is a %q device, not the backend's", b.cfg.Interface, l.Kind)
 	}
 	if !ok {
-		err := b.nl.addDevice(b.cfg.Interface, "dummy")
-		if errors.Is(err, unix.EOPNOTSUPP) {
+		// Left down, as kube-proxy's kube-ipvs0 is: the kernel adds the
+		// local route of an address on a down device all the same, and a
+		// down device takes part in no other routing.
+		var kind string
+		if l.Index, kind, err = b.nl.EnsureAddressDevice(b.cfg.Interface, false); err != nil {
+			return err
+		}
+		if kind == rtnl.KindBridge {
 			// A kernel without CONFIG_DUMMY (some minimal VM kernels): a
 			// bridge without ports holds addresses just as well.
 			b.log.Info("proxy: the kernel has no dummy devices; holding Service addresses on a bridge without ports",
 				"device", b.cfg.Interface)
-			err = b.nl.addDevice(b.cfg.Interface, "bridge")
-		}
-		if err != nil {
-			return err
-		}
-		if index, _, ok, err = b.nl.link(b.cfg.Interface); err != nil || !ok {
-			return fmt.Errorf("device %s: not found after creation: %w", b.cfg.Interface, err)
 		}
 	}
 	// The Service addresses are local addresses now, and by default
@@ -280,8 +278,26 @@ func (b *Backend) setup() error {
 			return err
 		}
 	}
-	b.link = index
+	b.link = l.Index
 	return nil
+}
+
+// addrs lists the namespace's IPv4 addresses, split into those on the
+// backend's device and those on any other interface.
+func (b *Backend) addrs() (own, others map[netip.Addr]bool, err error) {
+	all, err := b.nl.Addrs(0)
+	if err != nil {
+		return nil, nil, err
+	}
+	own, others = map[netip.Addr]bool{}, map[netip.Addr]bool{}
+	for _, a := range all {
+		if a.Index == b.link {
+			own[a.Prefix.Addr()] = true
+		} else {
+			others[a.Prefix.Addr()] = true
+		}
+	}
+	return own, others, nil
 }
 
 // virtualAddrs are the addresses of sp the device holds: its ClusterIP
@@ -323,7 +339,7 @@ func (b *Backend) Sync(ctx context.Context, rs *proxy.Ruleset) (proxy.SyncResult
 			return proxy.SyncResult{}, err
 		}
 	}
-	own, others, err := b.nl.addrs(b.link)
+	own, others, err := b.addrs()
 	if err != nil {
 		return proxy.SyncResult{}, err
 	}
@@ -342,7 +358,7 @@ func (b *Backend) Sync(ctx context.Context, rs *proxy.Ruleset) (proxy.SyncResult
 		if own[a] {
 			continue
 		}
-		if err := b.nl.addAddr(b.link, a); err != nil {
+		if err := b.nl.AddAddr(b.link, netip.PrefixFrom(a, 32)); err != nil {
 			errs = append(errs, fmt.Errorf("device %s: %w", b.cfg.Interface, err))
 			continue
 		}
@@ -423,7 +439,7 @@ func (b *Backend) Sync(ctx context.Context, rs *proxy.Ruleset) (proxy.SyncResult
 		if want[a] {
 			continue
 		}
-		if err := b.nl.delAddr(b.link, a); err != nil {
+		if err := b.nl.DeleteAddr(b.link, netip.PrefixFrom(a, 32)); err != nil {
 			errs = append(errs, fmt.Errorf("device %s: %w", b.cfg.Interface, err))
 			continue
 		}

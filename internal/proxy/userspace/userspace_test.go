@@ -189,7 +189,7 @@ func sameAll(names []string) bool {
 // deviceAddrs lists the addresses of the backend's device.
 func deviceAddrs(t *testing.T, b *Backend) map[netip.Addr]bool {
 	t.Helper()
-	own, _, err := b.nl.addrs(b.link)
+	own, _, err := b.addrs()
 	if err != nil {
 		t.Fatalf("list addresses: %v", err)
 	}
