@@ -16,6 +16,7 @@ const (
 	reg2   = 2
 	reg32b = 9
 	reg32c = 10
+	reg32d = 11
 )
 
 // IPv4 header offsets.

@@ -103,6 +103,14 @@ type Backend struct {
 	// element pointed to is unreferenced.
 	stale map[string]bool
 
+	// vipPicks are the chains shared by ClusterIP-only Service ports
+	// without affinity, one per protocol and number of endpoints, with
+	// the map each one's rule looks the endpoint up in (by chain name).
+	// Created on first use, they stay until the next full sync.
+	vipPicks map[string]*nft.Set
+	// batchErr is the first error met while queueing the sync under way.
+	batchErr error
+
 	// pickIDs number the chains that spread traffic over endpoints: the
 	// key of their elements in the endpoint-picks map is (id . index).
 	pickIDs  map[string]uint32
@@ -208,6 +216,7 @@ func (b *Backend) Sync(ctx context.Context, rs *proxy.Ruleset) (proxy.SyncResult
 func (b *Backend) fullSync(rs *proxy.Ruleset) (proxy.SyncResult, error) {
 	c := b.conn
 	b.pickIDs, b.freeIDs, b.nextID = map[string]uint32{}, nil, 0
+	b.vipPicks = map[string]*nft.Set{}
 	b.hairpinRefs, b.hairpinProgrammed = map[netip.Addr]int{}, map[netip.Addr]int{}
 	b.startBatch()
 	c.AddTable(b.table)
@@ -311,11 +320,15 @@ func (b *Backend) fail(err error) error {
 
 func (b *Backend) startBatch() {
 	b.delElems, b.addElems, b.released = map[string][]nft.SetElement{}, map[string][]nft.SetElement{}, nil
+	b.batchErr = nil
 }
 
 // flushElems queues the gathered element changes, removals first (a key
 // whose verdict changed is removed and added again).
 func (b *Backend) flushElems() error {
+	if b.batchErr != nil {
+		return b.batchErr
+	}
 	for ip, n := range b.hairpinRefs {
 		if n > 0 && b.hairpinProgrammed[ip] == 0 {
 			b.addElems[setHairpinIPs] = append(b.addElems[setHairpinIPs], nft.SetElement{Key: hairpinKey(ip)})
@@ -371,7 +384,45 @@ func chunks(els []nft.SetElement) [][]nft.SetElement {
 func (b *Backend) maps() []*nft.Set {
 	out := []*nft.Set{b.serviceIPs, b.serviceNodePorts, b.noEndpointServices, b.noEndpointNodePorts, b.hairpinIPs, b.clusterIPs}
 	out = append(out, b.endpointPicks...)
-	return append(out, b.affinityPicks...)
+	out = append(out, b.affinityPicks...)
+	names := slices.Sorted(maps.Keys(b.vipPicks))
+	for _, name := range names {
+		out = append(out, b.vipPicks[name])
+	}
+	return out
+}
+
+// vipPick returns the chain that spreads ClusterIP traffic of protocol
+// proto over n endpoints, queueing it (and its map and rule) the first
+// time: "meta l4proto P dnat to ip daddr . meta l4proto . th dport .
+// numgen random mod n map @vip-picks-P-n". A ClusterIP-only Service port
+// then costs map elements only, no chain or rule of its own: on a full
+// sync each chain and rule is a netlink message with its acknowledgement
+// (and a rule's echo), elements travel a thousand to a message.
+func (b *Backend) vipPick(proto uint8, n int) (chain, mapName string) {
+	chain = fmt.Sprintf("%s%d-%d", vipPickChainPrefix, proto, n)
+	mapName = fmt.Sprintf("%s%d-%d", mapVIPPicksPrefix, proto, n)
+	if _, ok := b.vipPicks[mapName]; ok {
+		return chain, mapName
+	}
+	m := &nft.Set{Table: b.table, Name: mapName, IsMap: true, Concatenation: true,
+		KeyType:  nft.MustConcatSetType(nft.TypeIPAddr, nft.TypeInetProto, nft.TypeInetService, nft.TypeMark),
+		DataType: nft.MustConcatSetType(nft.TypeIPAddr, nft.TypeInetService)}
+	if err := b.conn.AddSet(m, nil); err != nil {
+		if b.batchErr == nil {
+			b.batchErr = fmt.Errorf("add map %s: %w", mapName, err)
+		}
+		return chain, mapName
+	}
+	ch := b.conn.AddChain(&nft.Chain{Name: chain, Table: b.table})
+	b.conn.AddRule(&nft.Rule{Table: b.table, Chain: ch, Exprs: concat(matchL4Proto(proto), []expr.Any{
+		loadAddr(offDaddr, reg1), loadL4Proto(reg32b), loadDport(reg32c),
+		&expr.Numgen{Register: reg32d, Modulus: uint32(n), Type: unix.NFT_NG_RANDOM},
+		&expr.Lookup{SourceRegister: reg1, DestRegister: reg1, IsDestRegSet: true, SetName: m.Name, SetID: m.ID},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: reg1, RegProtoMin: reg32b, Specified: true},
+	})})
+	b.vipPicks[mapName] = m
+	return chain, mapName
 }
 
 // hairpinsApplied records that the sync under way succeeded.
@@ -440,6 +491,8 @@ const (
 	pickShards              = 128
 	setHairpinIPs           = "hairpin-ips"
 	setClusterIPs           = "cluster-ips"
+	vipPickChainPrefix      = "vip-pick-"
+	mapVIPPicksPrefix       = "vip-picks-"
 	chainServices           = "services"
 	chainMarkForMasquerade  = "mark-for-masquerade"
 	chainMasquerading       = "masquerading"
@@ -671,7 +724,23 @@ func (b *Backend) buildPlan(sp *proxy.ServicePort) *plan {
 		internalChain = localChain
 	}
 	cipKey := addrProtoPortKey(sp.ClusterIP, proto, sp.Port)
+	// A port that takes only ClusterIP traffic, without affinity, has no
+	// chain of its own: its ClusterIP goes to the shared chain for its
+	// protocol and number of endpoints (vipPick).
+	shared := !sp.External() && sp.Affinity == 0
 	if f := sp.InternalFilter(); f == proxy.FilterNone {
+		if shared {
+			eps := sp.InternalEndpoints()
+			var m string
+			internalChain, m = b.vipPick(proto, len(eps))
+			for i, e := range eps {
+				a := e.IP.As4()
+				val := append(a[:], 0, 0, 0, 0)
+				binary.BigEndian.PutUint16(val[4:], e.Port)
+				key := append(slices.Clone(cipKey), binaryutil.NativeEndian.PutUint32(uint32(i))...)
+				p.elems[m] = append(p.elems[m], nft.SetElement{Key: key, Val: val})
+			}
+		}
 		addElem(mapServiceIPs, cipKey, expr.VerdictGoto, internalChain)
 		p.elems[setClusterIPs] = append(p.elems[setClusterIPs], nft.SetElement{Key: cipKey})
 	} else {
@@ -744,10 +813,10 @@ func (b *Backend) buildPlan(sp *proxy.ServicePort) *plan {
 		ch.rules = append(ch.rules, rulePlan{modulus: uint32(len(targets)), pick: id})
 		return ch
 	}
-	if len(sp.ClusterEndpoints) > 0 {
+	if len(sp.ClusterEndpoints) > 0 && !shared {
 		p.chains = append(p.chains, spread(clusterChain, sp.ClusterEndpoints))
 	}
-	if len(sp.LocalEndpoints) > 0 {
+	if len(sp.LocalEndpoints) > 0 && !shared {
 		p.chains = append(p.chains, spread(localChain, sp.LocalEndpoints))
 	}
 	if sp.External() {

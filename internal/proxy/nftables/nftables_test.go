@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -382,4 +383,95 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestBackendSharedPicks: ClusterIP-only Service ports without affinity
+// have no chain of their own; they share one chain per protocol and
+// number of endpoints, and behave as the others: spread, hairpin,
+// masquerade from outside the pod network, incremental changes, refusal.
+func TestBackendSharedPicks(t *testing.T) {
+	n := proxytest.New(t)
+	b := newBackend(t, n, BridgeNetfilter)
+	dumpOnFailure(t, n)
+	proxytest.Serve(t, n.Pod1, "pod1", 8080)
+	proxytest.Serve(t, n.Pod2, "pod2", 8080)
+	ctx := context.Background()
+	plain := port("plain", "10.96.0.30", 0, pod1, pod2)
+	other := port("other", "10.96.0.31", 0, pod1, pod2)
+	solo := port("solo", "10.96.0.32", 0, pod2)
+	rs := &proxy.Ruleset{NodeIPs: []netip.Addr{netip.MustParseAddr("192.168.77.1")}, Services: []*proxy.ServicePort{other, plain, solo}}
+	if _, err := b.Sync(ctx, rs); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+
+	chains, err := b.conn.ListChainsOfTableFamily(nft.TableFamilyIPv4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var own []string
+	for _, c := range chains {
+		if c.Table.Name == DefaultTable && (strings.HasPrefix(c.Name, servicePortChainPrefix) || strings.HasPrefix(c.Name, vipPickChainPrefix)) {
+			own = append(own, c.Name)
+		}
+	}
+	slices.Sort(own)
+	if want := []string{"vip-pick-6-1", "vip-pick-6-2"}; !slices.Equal(own, want) {
+		t.Errorf("service chains: got %v, want only the shared %v", own, want)
+	}
+
+	t.Run("spread, hairpin and the client's address", func(t *testing.T) {
+		for _, vip := range []string{"10.96.0.30:80", "10.96.0.31:80"} {
+			clientsOf := map[string]map[string]bool{"pod1": {}, "pod2": {}}
+			for range 30 {
+				name, client, err := proxytest.Ask(n.Pod1, vip)
+				if err != nil {
+					t.Fatalf("connect from pod1 to %s: %v", vip, err)
+				}
+				clientsOf[name][client] = true
+			}
+			if want := map[string]bool{"10.244.0.2": true}; !equalSet(clientsOf["pod2"], want) {
+				t.Errorf("%s: client seen by pod2: got %v, want %v", vip, clientsOf["pod2"], want)
+			}
+			if want := map[string]bool{"10.244.0.1": true}; !equalSet(clientsOf["pod1"], want) {
+				t.Errorf("%s: client seen by pod1 (hairpin): got %v, want %v", vip, clientsOf["pod1"], want)
+			}
+		}
+		got, _ := proxytest.AskMany(t, n.Node, "10.96.0.32:80", 10)
+		if want := map[string]int{"pod2": 10}; !equalCount(got, want) {
+			t.Errorf("solo: got %v, want %v", got, want)
+		}
+	})
+	t.Run("from outside the pod network, masqueraded", func(t *testing.T) {
+		got, clients := proxytest.AskMany(t, n.Remote, "10.96.0.30:80", 20)
+		if got["pod1"] == 0 || got["pod2"] == 0 {
+			t.Errorf("backends: got %v, want both", got)
+		}
+		if want := map[string]bool{"10.244.0.1": true}; !equalSet(clients, want) {
+			t.Errorf("clients seen: got %v, want %v", clients, want)
+		}
+	})
+	t.Run("an incremental change moves one port to another shared chain", func(t *testing.T) {
+		one := port("plain", "10.96.0.30", 0, pod1)
+		rs2 := &proxy.Ruleset{NodeIPs: rs.NodeIPs, Services: []*proxy.ServicePort{other, one, solo}}
+		res, err := b.Sync(ctx, rs2)
+		if err != nil || res.Full || res.Changed != 1 {
+			t.Fatalf("Sync: got %+v, %v, want one port changed", res, err)
+		}
+		if got, _ := proxytest.AskMany(t, n.Node, "10.96.0.30:80", 15); !equalCount(got, map[string]int{"pod1": 15}) {
+			t.Errorf("plain with pod1 only: got %v", got)
+		}
+		if got, _ := proxytest.AskMany(t, n.Node, "10.96.0.31:80", 30); got["pod1"] == 0 || got["pod2"] == 0 {
+			t.Errorf("other, unchanged: got %v, want both", got)
+		}
+	})
+	t.Run("without endpoints, refused", func(t *testing.T) {
+		gone := port("plain", "10.96.0.30", 0)
+		rs3 := &proxy.Ruleset{NodeIPs: rs.NodeIPs, Services: []*proxy.ServicePort{other, gone, solo}}
+		if _, err := b.Sync(ctx, rs3); err != nil {
+			t.Fatalf("Sync: %v", err)
+		}
+		if _, _, err := proxytest.Ask(n.Pod1, "10.96.0.30:80"); !proxytest.IsRefused(err) {
+			t.Errorf("connect to plain without endpoints: got %v, want refused", err)
+		}
+	})
 }
