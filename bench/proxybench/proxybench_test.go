@@ -434,9 +434,12 @@ type nodeDialer struct {
 }
 
 // startNodeDialer starts the dialer's goroutine in the network namespace
-// named netns; it ends with b. Its thread never returns to the test's
-// namespace: the goroutine ends locked, and the runtime discards the
-// thread.
+// named netns; it ends with b. When it ends, its thread goes back to the
+// test's namespace and is unlocked. It must not end locked: the runtime
+// would then end the thread, and the framework starts the cluster's
+// processes with a parent-death signal that the kernel sends when the
+// thread that forked them ends (this killed the server before the
+// benchmark could stop it).
 func startNodeDialer(b *testing.B, netns string) *nodeDialer {
 	b.Helper()
 	d := &nodeDialer{calls: make(chan func())}
@@ -444,17 +447,34 @@ func startNodeDialer(b *testing.B, netns string) *nodeDialer {
 	stop := make(chan struct{})
 	go func() {
 		runtime.LockOSThread()
+		home, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			started <- err
+			return
+		}
+		defer home.Close()
 		f, err := os.Open("/run/netns/" + netns)
 		if err != nil {
+			runtime.UnlockOSThread()
 			started <- err
 			return
 		}
 		err = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
 		f.Close()
-		started <- err
 		if err != nil {
+			runtime.UnlockOSThread()
+			started <- err
 			return
 		}
+		started <- nil
+		defer func() {
+			// Back home before unlocking; if that fails the thread
+			// stays locked and is discarded, as it must be.
+			if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil {
+				runtime.UnlockOSThread()
+			}
+		}()
 		for {
 			select {
 			case call := <-d.calls:
