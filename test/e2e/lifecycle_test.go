@@ -166,6 +166,12 @@ func TestRealInitContainers(t *testing.T) {
 
 	t.Run("in order", func(t *testing.T) {
 		p := waitPod(t, c, ns, "ordered", podStartTimeout, phaseIs(corev1.PodRunning))
+		// The column is polled with kubectl: give the poll that sees
+		// Running time to come back before stopping it.
+		framework.WaitFor(t, 10*time.Second, func() (bool, string) {
+			seen := col.get()
+			return len(seen) > 0 && seen[len(seen)-1] == "Running", fmt.Sprintf("STATUS column so far: %q", seen)
+		})
 		col.stop()
 		seen := col.get()
 		i, j := slices.Index(seen, "Init:0/2"), slices.Index(seen, "Init:1/2")
