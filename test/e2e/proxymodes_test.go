@@ -143,29 +143,10 @@ func TestProxyModes(t *testing.T) {
 		t.Helper()
 		return strings.TrimSpace(kubectlOK(t, c, "-n", ns, "get", "service", name, "-o", "jsonpath="+path))
 	}
-	// Busybox's wget crashes with -T; timeout bounds each request.
-	get := func(pod, url string) (string, error) {
-		out, stderr, err := c.Kubectl("-n", ns, "exec", pod, "--", "timeout", "5", "wget", "-qO-", url)
-		if err != nil {
-			return out, fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr))
-		}
-		return strings.TrimSpace(out), nil
-	}
+	get := func(pod, url string) (string, error) { return podGet(c, ns, pod)(url) }
 	everyBackend := func(t *testing.T, what, url string, fetch func(string) (string, error)) {
 		t.Helper()
-		seen := map[string]bool{}
-		framework.WaitFor(t, 60*time.Second, func() (bool, string) {
-			body, err := fetch(url)
-			if err == nil {
-				seen[body] = true
-			}
-			for _, p := range webPods {
-				if !seen[p] {
-					return false, fmt.Sprintf("%s: backends seen through %s: %v (last error %v), want all of %v", what, url, seen, err, webPods)
-				}
-			}
-			return true, ""
-		})
+		everyBackendAnswers(t, what, url, fetch, webPods)
 	}
 	clusterIP := jsonpath("web", "{.spec.clusterIP}")
 	nodePort := jsonpath("web", "{.spec.ports[0].nodePort}")

@@ -169,34 +169,12 @@ func TestServicesMultiNode(t *testing.T) {
 		return strings.TrimSpace(kubectlOK(t, c, "-n", ns, "get", kind, name, "-o", "jsonpath="+path))
 	}
 	clusterIP := jsonpath("service", "web", "{.spec.clusterIP}")
-	// Busybox's wget crashes with -T; timeout bounds each request.
-	get := func(pod, url string) (string, error) {
-		out, stderr, err := c.Kubectl("-n", ns, "exec", pod, "--", "timeout", "5", "wget", "-qO-", url)
-		if err != nil {
-			return out, fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr))
-		}
-		return strings.TrimSpace(out), nil
-	}
 	webPods := []string{"web-0", "web-1", "web-2"}
-	// everyBackend requests url from the client until each web pod has
-	// answered.
 	everyBackend := func(t *testing.T, what, url string, fetch func(string) (string, error)) {
 		t.Helper()
-		seen := map[string]bool{}
-		framework.WaitFor(t, 60*time.Second, func() (bool, string) {
-			body, err := fetch(url)
-			if err == nil {
-				seen[body] = true
-			}
-			for _, p := range webPods {
-				if !seen[p] {
-					return false, fmt.Sprintf("%s: backends seen through %s: %v (last error %v), want all of %v", what, url, seen, err, webPods)
-				}
-			}
-			return true, ""
-		})
+		everyBackendAnswers(t, what, url, fetch, webPods)
 	}
-	fromClient := func(url string) (string, error) { return get("client", url) }
+	fromClient := podGet(c, ns, "client")
 
 	t.Run("ClusterIP reaches every node's backend", func(t *testing.T) {
 		everyBackend(t, "from client on "+names[0], "http://"+clusterIP+"/hostname", fromClient)
@@ -508,6 +486,38 @@ spec:
 		return n >= synced+3, fmt.Sprintf("%d responses, %d when the restarted proxy had synced; output:\n%s", n, synced, tailString(out, 2000))
 	})
 	t.Logf("one connection through %s: %d responses before the restart, %d when the restarted proxy had synced, %d after", clusterIP, before, synced, after)
+}
+
+// podGet returns a fetch that GETs a URL from pod in ns with busybox's
+// wget, bounded by timeout (busybox's wget crashes with -T), and returns
+// the trimmed body.
+func podGet(c *framework.Cluster, ns, pod string) func(url string) (string, error) {
+	return func(url string) (string, error) {
+		out, stderr, err := c.Kubectl("-n", ns, "exec", pod, "--", "timeout", "5", "wget", "-qO-", url)
+		if err != nil {
+			return out, fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr))
+		}
+		return strings.TrimSpace(out), nil
+	}
+}
+
+// everyBackendAnswers requests url through fetch until each of want (the
+// backends' names, which they answer with) has answered, for up to 60 s.
+func everyBackendAnswers(t *testing.T, what, url string, fetch func(string) (string, error), want []string) {
+	t.Helper()
+	seen := map[string]bool{}
+	framework.WaitFor(t, 60*time.Second, func() (bool, string) {
+		body, err := fetch(url)
+		if err == nil {
+			seen[body] = true
+		}
+		for _, p := range want {
+			if !seen[p] {
+				return false, fmt.Sprintf("%s: backends seen through %s: %v (last error %v), want all of %v", what, url, seen, err, want)
+			}
+		}
+		return true, ""
+	})
 }
 
 // hostGet is one GET from the test process (the host, outside every
