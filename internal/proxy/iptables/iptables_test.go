@@ -3,6 +3,7 @@ package iptables
 import (
 	"context"
 	"errors"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -191,10 +192,10 @@ func testBackendForwards(t *testing.T, prog string) {
 		if len(clientsOf["pod1"]) == 0 || len(clientsOf["pod2"]) == 0 {
 			t.Fatalf("backends: got %v, want both pod1 and pod2", clientsOf)
 		}
-		if want := map[string]bool{"10.244.0.2": true}; !equalSet(clientsOf["pod2"], want) {
+		if want := map[string]bool{"10.244.0.2": true}; !maps.Equal(clientsOf["pod2"], want) {
 			t.Errorf("client seen by pod2: got %v, want %v", clientsOf["pod2"], want)
 		}
-		if want := map[string]bool{"10.244.0.1": true}; !equalSet(clientsOf["pod1"], want) {
+		if want := map[string]bool{"10.244.0.1": true}; !maps.Equal(clientsOf["pod1"], want) {
 			t.Errorf("client seen by pod1 (hairpin): got %v, want %v", clientsOf["pod1"], want)
 		}
 	})
@@ -217,7 +218,7 @@ func testBackendForwards(t *testing.T, prog string) {
 		if got["pod1"] == 0 || got["pod2"] == 0 {
 			t.Errorf("backends: got %v, want both pod1 and pod2", got)
 		}
-		if want := map[string]bool{"10.244.0.1": true}; !equalSet(clients, want) {
+		if want := map[string]bool{"10.244.0.1": true}; !maps.Equal(clients, want) {
 			t.Errorf("clients seen: got %v, want %v", clients, want)
 		}
 	})
@@ -229,10 +230,10 @@ func testBackendForwards(t *testing.T, prog string) {
 	})
 	t.Run("NodePort with policy Local: local endpoints, client address kept", func(t *testing.T) {
 		got, clients := proxytest.AskMany(t, n.Remote, "192.168.77.1:30082", 10)
-		if want := map[string]int{"pod2": 10}; !equalCount(got, want) {
+		if want := map[string]int{"pod2": 10}; !maps.Equal(got, want) {
 			t.Errorf("backends: got %v, want %v", got, want)
 		}
-		if want := map[string]bool{"192.168.77.2": true}; !equalSet(clients, want) {
+		if want := map[string]bool{"192.168.77.2": true}; !maps.Equal(clients, want) {
 			t.Errorf("clients seen: got %v, want %v", clients, want)
 		}
 		// From the node itself the short-circuit uses every endpoint.
@@ -253,13 +254,13 @@ func testBackendForwards(t *testing.T, prog string) {
 			t.Errorf("connect from outside: got %v, want a timeout (dropped)", err)
 		}
 		got, _ := proxytest.AskMany(t, n.Node, "192.168.77.1:30083", 5)
-		if want := map[string]int{"pod1": 5}; !equalCount(got, want) {
+		if want := map[string]int{"pod1": 5}; !maps.Equal(got, want) {
 			t.Errorf("backends from the node: got %v, want %v", got, want)
 		}
 	})
 	t.Run("internalTrafficPolicy Local", func(t *testing.T) {
 		got, _ := proxytest.AskMany(t, n.Pod1, "10.96.0.16:80", 10)
-		if want := map[string]int{"pod2": 10}; !equalCount(got, want) {
+		if want := map[string]int{"pod2": 10}; !maps.Equal(got, want) {
 			t.Errorf("backends: got %v, want %v", got, want)
 		}
 		_, _, err := proxytest.Ask(n.Pod1, "10.96.0.17:80")
@@ -326,7 +327,7 @@ func testBackendForwards(t *testing.T, prog string) {
 			t.Errorf("test bug: no rule of %v has counted a packet", others)
 		}
 		got, _ := proxytest.AskMany(t, n.Node, "10.96.0.12:80", 10)
-		if want := map[string]int{"pod1": 10}; !equalCount(got, want) {
+		if want := map[string]int{"pod1": 10}; !maps.Equal(got, want) {
 			t.Errorf("backends after removing pod2: got %v, want %v", got, want)
 		}
 		// The removed endpoint's chain is gone in the same sync.
@@ -349,7 +350,7 @@ func testBackendForwards(t *testing.T, prog string) {
 			t.Fatalf("Sync: %v", err)
 		}
 		got, _ := proxytest.AskMany(t, n.Node, "10.96.0.10:80", 15)
-		if want := map[string]int{"pod1": 15}; !equalCount(got, want) {
+		if want := map[string]int{"pod1": 15}; !maps.Equal(got, want) {
 			t.Errorf("backends after removing pod2: got %v, want %v", got, want)
 		}
 		// Back to both, for the next steps.
@@ -439,10 +440,10 @@ func TestBackendBridgeMasquerade(t *testing.T) {
 		t.Fatalf("MasqueradesSameBridge: got false, want true")
 	}
 	got, clients := proxytest.AskMany(t, n.Pod1, "10.96.0.10:80", 5)
-	if want := map[string]int{"pod2": 5}; !equalCount(got, want) {
+	if want := map[string]int{"pod2": 5}; !maps.Equal(got, want) {
 		t.Errorf("backends: got %v, want %v", got, want)
 	}
-	if want := map[string]bool{"10.244.0.1": true}; !equalSet(clients, want) {
+	if want := map[string]bool{"10.244.0.1": true}; !maps.Equal(clients, want) {
 		t.Errorf("clients seen: got %v, want %v", clients, want)
 	}
 	// Hairpin: pod2 reaching itself.
@@ -490,28 +491,4 @@ func containsChain(p *portPlan, name string) bool {
 		}
 	}
 	return false
-}
-
-func equalSet(a, b map[string]bool) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k := range a {
-		if !b[k] {
-			return false
-		}
-	}
-	return true
-}
-
-func equalCount(a, b map[string]int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }

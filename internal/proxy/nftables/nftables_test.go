@@ -3,6 +3,7 @@ package nftables
 import (
 	"context"
 	"errors"
+	"maps"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -136,10 +137,10 @@ func TestBackendForwards(t *testing.T) {
 		// The other pod sees the client pod (no masquerade inside the
 		// pod network); the pod reaching itself sees the bridge
 		// (hairpin masquerade), or its reply would not come back.
-		if want := map[string]bool{"10.244.0.2": true}; !equalSet(clientsOf["pod2"], want) {
+		if want := map[string]bool{"10.244.0.2": true}; !maps.Equal(clientsOf["pod2"], want) {
 			t.Errorf("client seen by pod2: got %v, want %v", clientsOf["pod2"], want)
 		}
-		if want := map[string]bool{"10.244.0.1": true}; !equalSet(clientsOf["pod1"], want) {
+		if want := map[string]bool{"10.244.0.1": true}; !maps.Equal(clientsOf["pod1"], want) {
 			t.Errorf("client seen by pod1 (hairpin): got %v, want %v", clientsOf["pod1"], want)
 		}
 	})
@@ -157,7 +158,7 @@ func TestBackendForwards(t *testing.T) {
 		if got["pod1"] == 0 || got["pod2"] == 0 {
 			t.Errorf("backends: got %v, want both pod1 and pod2", got)
 		}
-		if want := map[string]bool{"10.244.0.1": true}; !equalSet(clients, want) {
+		if want := map[string]bool{"10.244.0.1": true}; !maps.Equal(clients, want) {
 			t.Errorf("clients seen by the endpoints: got %v, want %v (masqueraded to the bridge address)", clients, want)
 		}
 	})
@@ -180,16 +181,16 @@ func TestBackendForwards(t *testing.T) {
 		if got["pod1"] == 0 || got["pod2"] == 0 {
 			t.Errorf("backends: got %v, want both pod1 and pod2", got)
 		}
-		if want := map[string]bool{"10.244.0.1": true}; !equalSet(clients, want) {
+		if want := map[string]bool{"10.244.0.1": true}; !maps.Equal(clients, want) {
 			t.Errorf("clients seen: got %v, want %v", clients, want)
 		}
 	})
 	t.Run("NodePort with policy Local: local endpoints, client address kept", func(t *testing.T) {
 		got, clients := proxytest.AskMany(t, n.Remote, "192.168.77.1:30082", 10)
-		if want := map[string]int{"pod2": 10}; !equalCount(got, want) {
+		if want := map[string]int{"pod2": 10}; !maps.Equal(got, want) {
 			t.Errorf("backends: got %v, want %v", got, want)
 		}
-		if want := map[string]bool{"192.168.77.2": true}; !equalSet(clients, want) {
+		if want := map[string]bool{"192.168.77.2": true}; !maps.Equal(clients, want) {
 			t.Errorf("clients seen: got %v, want %v", clients, want)
 		}
 		// From the node itself the short-circuit uses every endpoint.
@@ -205,7 +206,7 @@ func TestBackendForwards(t *testing.T) {
 			t.Errorf("connect from outside: got %v, want a timeout (dropped)", err)
 		}
 		got, _ := proxytest.AskMany(t, n.Node, "192.168.77.1:30083", 5)
-		if want := map[string]int{"pod1": 5}; !equalCount(got, want) {
+		if want := map[string]int{"pod1": 5}; !maps.Equal(got, want) {
 			t.Errorf("backends from the node: got %v, want %v", got, want)
 		}
 	})
@@ -252,13 +253,13 @@ func TestBackendForwards(t *testing.T) {
 			}
 		}
 		got, _ := proxytest.AskMany(t, n.Node, "10.96.0.12:80", 10)
-		if want := map[string]int{"pod1": 10}; !equalCount(got, want) {
+		if want := map[string]int{"pod1": 10}; !maps.Equal(got, want) {
 			t.Errorf("backends after removing pod2: got %v, want %v", got, want)
 		}
 		// The removed endpoint's chain is flushed now and deleted by
 		// the next sync.
 		gone := endpointChainPrefix + endpointID(sticky.Name, pod2)
-		if !contains(chainNames(oldSticky), gone) {
+		if !slices.Contains(chainNames(oldSticky), gone) {
 			t.Fatalf("test bug: %s is not a chain of sticky", gone)
 		}
 		if h := ruleHandles(t, b, []string{gone}); len(h[gone]) != 0 {
@@ -279,7 +280,7 @@ func TestBackendForwards(t *testing.T) {
 			t.Fatalf("Sync: %v", err)
 		}
 		got, _ := proxytest.AskMany(t, n.Node, "10.96.0.10:80", 15)
-		if want := map[string]int{"pod1": 15}; !equalCount(got, want) {
+		if want := map[string]int{"pod1": 15}; !maps.Equal(got, want) {
 			t.Errorf("backends after removing pod2: got %v, want %v", got, want)
 		}
 		// Back to both, for the next steps.
@@ -328,40 +329,16 @@ func TestBackendBridgeMasquerade(t *testing.T) {
 		t.Fatalf("MasqueradesSameBridge: got false, want true")
 	}
 	got, clients := proxytest.AskMany(t, n.Pod1, "10.96.0.10:80", 5)
-	if want := map[string]int{"pod2": 5}; !equalCount(got, want) {
+	if want := map[string]int{"pod2": 5}; !maps.Equal(got, want) {
 		t.Errorf("backends: got %v, want %v", got, want)
 	}
-	if want := map[string]bool{"10.244.0.1": true}; !equalSet(clients, want) {
+	if want := map[string]bool{"10.244.0.1": true}; !maps.Equal(clients, want) {
 		t.Errorf("clients seen: got %v, want %v", clients, want)
 	}
 	// Hairpin: pod2 reaching itself.
 	if name, client, err := proxytest.Ask(n.Pod2, "10.96.0.10:80"); err != nil || name != "pod2" || client != "10.244.0.1" {
 		t.Errorf("pod2 through its own Service: got %q %q %v, want pod2 seeing 10.244.0.1", name, client, err)
 	}
-}
-
-func equalSet(a, b map[string]bool) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k := range a {
-		if !b[k] {
-			return false
-		}
-	}
-	return true
-}
-
-func equalCount(a, b map[string]int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 func equalHandles(a, b []uint64) bool {
@@ -374,15 +351,6 @@ func equalHandles(a, b []uint64) bool {
 		}
 	}
 	return true
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // TestBackendSharedPicks: ClusterIP-only Service ports without affinity
@@ -429,15 +397,15 @@ func TestBackendSharedPicks(t *testing.T) {
 				}
 				clientsOf[name][client] = true
 			}
-			if want := map[string]bool{"10.244.0.2": true}; !equalSet(clientsOf["pod2"], want) {
+			if want := map[string]bool{"10.244.0.2": true}; !maps.Equal(clientsOf["pod2"], want) {
 				t.Errorf("%s: client seen by pod2: got %v, want %v", vip, clientsOf["pod2"], want)
 			}
-			if want := map[string]bool{"10.244.0.1": true}; !equalSet(clientsOf["pod1"], want) {
+			if want := map[string]bool{"10.244.0.1": true}; !maps.Equal(clientsOf["pod1"], want) {
 				t.Errorf("%s: client seen by pod1 (hairpin): got %v, want %v", vip, clientsOf["pod1"], want)
 			}
 		}
 		got, _ := proxytest.AskMany(t, n.Node, "10.96.0.32:80", 10)
-		if want := map[string]int{"pod2": 10}; !equalCount(got, want) {
+		if want := map[string]int{"pod2": 10}; !maps.Equal(got, want) {
 			t.Errorf("solo: got %v, want %v", got, want)
 		}
 	})
@@ -446,7 +414,7 @@ func TestBackendSharedPicks(t *testing.T) {
 		if got["pod1"] == 0 || got["pod2"] == 0 {
 			t.Errorf("backends: got %v, want both", got)
 		}
-		if want := map[string]bool{"10.244.0.1": true}; !equalSet(clients, want) {
+		if want := map[string]bool{"10.244.0.1": true}; !maps.Equal(clients, want) {
 			t.Errorf("clients seen: got %v, want %v", clients, want)
 		}
 	})
@@ -457,7 +425,7 @@ func TestBackendSharedPicks(t *testing.T) {
 		if err != nil || res.Full || res.Changed != 1 {
 			t.Fatalf("Sync: got %+v, %v, want one port changed", res, err)
 		}
-		if got, _ := proxytest.AskMany(t, n.Node, "10.96.0.30:80", 15); !equalCount(got, map[string]int{"pod1": 15}) {
+		if got, _ := proxytest.AskMany(t, n.Node, "10.96.0.30:80", 15); !maps.Equal(got, map[string]int{"pod1": 15}) {
 			t.Errorf("plain with pod1 only: got %v", got)
 		}
 		if got, _ := proxytest.AskMany(t, n.Node, "10.96.0.31:80", 30); got["pod1"] == 0 || got["pod2"] == 0 {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -307,7 +308,7 @@ func TestBackendForwards(t *testing.T) {
 			t.Errorf("backends: got %v, want both pod1 and pod2", got)
 		}
 		// No NAT: the backend connects from the node (the bridge).
-		if want := map[string]bool{"10.244.0.1": true}; !equalSet(clients, want) {
+		if want := map[string]bool{"10.244.0.1": true}; !maps.Equal(clients, want) {
 			t.Errorf("clients seen: got %v, want %v", clients, want)
 		}
 	})
@@ -333,17 +334,17 @@ func TestBackendForwards(t *testing.T) {
 		if got["pod1"] == 0 || got["pod2"] == 0 {
 			t.Errorf("backends: got %v, want both pod1 and pod2", got)
 		}
-		if want := map[string]bool{"10.244.0.1": true}; !equalSet(clients, want) {
+		if want := map[string]bool{"10.244.0.1": true}; !maps.Equal(clients, want) {
 			t.Errorf("clients seen: got %v, want %v", clients, want)
 		}
 	})
 	t.Run("NodePort with policy Local: local endpoints, client address not kept", func(t *testing.T) {
 		got, clients := proxytest.AskMany(t, n.Remote, nodeIP+":30082", 10)
-		if want := map[string]int{"pod2": 10}; !equalCount(got, want) {
+		if want := map[string]int{"pod2": 10}; !maps.Equal(got, want) {
 			t.Errorf("backends: got %v, want %v", got, want)
 		}
 		// Unlike the kernel backends (see the package documentation).
-		if want := map[string]bool{"10.244.0.1": true}; !equalSet(clients, want) {
+		if want := map[string]bool{"10.244.0.1": true}; !maps.Equal(clients, want) {
 			t.Errorf("clients seen: got %v, want %v", clients, want)
 		}
 		// From the node and from a pod the short-circuit uses every endpoint.
@@ -365,7 +366,7 @@ func TestBackendForwards(t *testing.T) {
 			t.Errorf("connect from outside: failed after %v, want at once", d)
 		}
 		got, _ := proxytest.AskMany(t, n.Node, nodeIP+":30083", 5)
-		if want := map[string]int{"pod1": 5}; !equalCount(got, want) {
+		if want := map[string]int{"pod1": 5}; !maps.Equal(got, want) {
 			t.Errorf("backends from the node: got %v, want %v", got, want)
 		}
 	})
@@ -407,7 +408,7 @@ func TestBackendForwards(t *testing.T) {
 	t.Run("an endpoint that refuses is skipped for the next", func(t *testing.T) {
 		// rr's every other turn lands on the dead endpoint.
 		got, _ := proxytest.AskMany(t, n.Node, "10.96.0.24:80", 6)
-		if want := map[string]int{"pod2": 6}; !equalCount(got, want) {
+		if want := map[string]int{"pod2": 6}; !maps.Equal(got, want) {
 			t.Errorf("backends: got %v, want %v", got, want)
 		}
 		if f := b.dialFailures.Load(); f != 0 {
@@ -624,28 +625,4 @@ func waitIdleExcept(t *testing.T, b *Backend, name proxy.ServicePortName, want i
 		}
 		return sum == want
 	})
-}
-
-func equalSet(a, b map[string]bool) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k := range a {
-		if !b[k] {
-			return false
-		}
-	}
-	return true
-}
-
-func equalCount(a, b map[string]int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
