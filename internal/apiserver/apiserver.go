@@ -22,7 +22,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/fields"
 
-	"github.com/skiff-sh/skiff/internal/apiserver/defaults"
+	"github.com/skiff-sh/skiff/internal/defaults"
 	"github.com/skiff-sh/skiff/internal/apiserver/openapi"
 	"github.com/skiff-sh/skiff/internal/apiserver/registry"
 	"github.com/skiff-sh/skiff/internal/apiserver/strategy"

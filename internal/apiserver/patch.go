@@ -17,7 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
 
-	"github.com/skiff-sh/skiff/internal/apiserver/defaults"
+	"github.com/skiff-sh/skiff/internal/defaults"
 )
 
 // patchType reads the patch type from the Content-Type header.

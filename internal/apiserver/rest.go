@@ -28,7 +28,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/skiff-sh/skiff/internal/apiserver/convert"
-	"github.com/skiff-sh/skiff/internal/apiserver/defaults"
+	"github.com/skiff-sh/skiff/internal/defaults"
 	"github.com/skiff-sh/skiff/internal/apiserver/strategy"
 	"github.com/skiff-sh/skiff/internal/apiserver/validation"
 	"github.com/skiff-sh/skiff/internal/auth"

@@ -1,6 +1,9 @@
 // Package defaults applies the API defaulting of upstream Kubernetes to typed
 // k8s.io/api objects, so that an object read back from Skiff after a write
-// carries exactly the fields a real API server would have filled in.
+// carries exactly the fields a real API server would have filled in. It is a
+// shared leaf: the API server defaults every object it decodes, and the node
+// agent defaults the static pods it reads from manifest files, as upstream's
+// kubelet does, since those never pass through the API server.
 //
 // Upstream defaults an object every time it is decoded: when a request body is
 // read and again when the stored bytes are read back. The defaults are the
