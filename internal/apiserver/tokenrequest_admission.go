@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -23,10 +24,14 @@ const defaultAccountAttempts = 10
 // needs storage: the pod's account must exist (403 otherwise, as
 // upstream), and unless automounting is off the pod gets the
 // kube-api-access volume and the account's image pull secrets. Mirror
-// pods are left alone. With ServiceAccountsOptional a missing account
-// only means no volume.
+// pods are left as they are, and refused when they use what a static pod
+// cannot have. With ServiceAccountsOptional a missing account only means
+// no volume.
 func (c *call) admitServiceAccount(pod *corev1.Pod) error {
 	if admission.IsMirrorPod(pod) {
+		if why := admission.MirrorPodRefusal(pod); why != "" {
+			return apierrors.NewForbidden(c.ep.gr(), pod.Name, errors.New(why))
+		}
 		return nil
 	}
 	ns := pod.Namespace

@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -45,6 +47,8 @@ type Fleet struct {
 	mu       sync.RWMutex
 	kubelets map[string]*Kubelet // by node name
 	order    []*Kubelet
+	// withStatic are the kubelets that run static pods.
+	withStatic []*Kubelet
 	// podNode and podUID remember where a pod was and which UID it had,
 	// for the cleanup after it is gone from the cache.
 	podNode map[string]string
@@ -54,6 +58,9 @@ type Fleet struct {
 	queue workqueue.TypedRateLimitingInterface[string]
 	pods  corelisters.PodLister
 	nodes corelisters.NodeLister
+	// synced is set once the informers have synced: only static pods
+	// run before, and nothing is removed for belonging to no pod.
+	synced atomic.Bool
 }
 
 // NewFleet returns an empty fleet.
@@ -118,6 +125,9 @@ func (f *Fleet) add(k *Kubelet) error {
 	}
 	f.kubelets[k.name] = k
 	f.order = append(f.order, k)
+	if k.cfg.StaticPodPath != "" {
+		f.withStatic = append(f.withStatic, k)
+	}
 	k.enqueue = f.queue.Add
 	return nil
 }
@@ -131,7 +141,18 @@ func (f *Fleet) kubelet(node string) *Kubelet {
 // Run starts the informers, registers every node and runs them all until
 // ctx ends. It returns nil when ctx ends.
 func (f *Fleet) Run(ctx context.Context) error {
-	defer f.queue.ShutDown()
+	// Whichever way Run returns, everything it started ends first.
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var factories []informers.SharedInformerFactory
+	defer func() {
+		cancel()
+		f.queue.ShutDown()
+		wg.Wait()
+		for _, fac := range factories {
+			fac.Shutdown()
+		}
+	}()
 	podFactory := informers.NewSharedInformerFactoryWithOptions(f.client, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = f.podSelector }),
 		informers.WithTransform(dropManagedFields))
@@ -183,25 +204,20 @@ func (f *Fleet) Run(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	factories := []informers.SharedInformerFactory{podFactory, nodeFactory, svcFactory}
+	factories = []informers.SharedInformerFactory{podFactory, nodeFactory, svcFactory}
 	for _, fac := range factories {
 		fac.Start(ctx.Done())
-		defer fac.Shutdown()
-	}
-	for _, fac := range factories {
-		for _, ok := range fac.WaitForCacheSync(ctx.Done()) {
-			if !ok {
-				return nil // ctx ended
-			}
-		}
 	}
 
+	// The runtime and the workers start before the informers sync, so
+	// that static pods run while the API server cannot be reached; the
+	// other pods wait for the sync (see sync).
 	f.mu.RLock()
 	kubelets := append([]*Kubelet(nil), f.order...)
 	f.mu.RUnlock()
-	var wg sync.WaitGroup
+	delays := make([]time.Duration, len(kubelets))
 	for i, k := range kubelets {
-		k.nodes, k.services = f.nodes, services
+		k.nodes, k.services, k.pods = f.nodes, services, f.pods
 		info, err := k.rt.Info(ctx)
 		if err != nil {
 			return fmt.Errorf("node %q: runtime info: %w", k.name, err)
@@ -209,13 +225,13 @@ func (f *Fleet) Run(ctx context.Context) error {
 		k.rtInfo = info
 		// Spread the nodes' periodic work over one interval, so a
 		// thousand leases are renewed evenly rather than at once.
-		delay := time.Duration(0)
 		if len(kubelets) > 1 {
-			delay = k.cfg.LeaseRenewInterval * time.Duration(i) / time.Duration(len(kubelets))
+			delays[i] = k.cfg.LeaseRenewInterval * time.Duration(i) / time.Duration(len(kubelets))
 		}
-		wg.Add(2)
-		go func() { defer wg.Done(); k.runNode(ctx, delay) }()
-		go func() { defer wg.Done(); f.relistLoop(ctx, k, delay) }()
+	}
+	for i, k := range kubelets {
+		wg.Add(1)
+		go func() { defer wg.Done(); f.relistLoop(ctx, k, delays[i]) }()
 	}
 	for range f.workers {
 		wg.Add(1)
@@ -225,10 +241,20 @@ func (f *Fleet) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	for _, fac := range factories {
+		for _, ok := range fac.WaitForCacheSync(ctx.Done()) {
+			if !ok {
+				return nil // ctx ended
+			}
+		}
+	}
+	f.synced.Store(true)
+	for i, k := range kubelets {
+		wg.Add(1)
+		go func() { defer wg.Done(); k.runNode(ctx, delays[i]) }()
+	}
 	f.log.Info("node agent running", "nodes", len(kubelets), "workers", f.workers)
 	<-ctx.Done()
-	f.queue.ShutDown()
-	wg.Wait()
 	return nil
 }
 
@@ -242,6 +268,11 @@ func (f *Fleet) podChanged(obj any) {
 		return
 	}
 	key := pod.Namespace + "/" + pod.Name
+	if _, mirror := pod.Annotations[annotationMirror]; mirror {
+		// Never run: it shows a static pod (see sync).
+		f.queue.Add(key)
+		return
+	}
 	f.mu.Lock()
 	f.podNode[key] = pod.Spec.NodeName
 	if old, ok := f.podUID[key]; ok && old != string(pod.UID) {
@@ -280,6 +311,17 @@ func (f *Fleet) sync(ctx context.Context, key string) (time.Duration, error) {
 	if err != nil {
 		return 0, nil
 	}
+	for _, k := range f.withStatic {
+		if k.static.has(key) {
+			mirror, _ := f.pods.Pods(ns).Get(name)
+			return k.syncStatic(ctx, key, mirror)
+		}
+	}
+	if !f.synced.Load() {
+		// Containers' environment needs every Service: wait for the
+		// informers.
+		return 100 * time.Millisecond, nil
+	}
 	pod, err := f.pods.Pods(ns).Get(name)
 	if err != nil {
 		// Gone: remove what is left of it.
@@ -297,6 +339,11 @@ func (f *Fleet) sync(ctx context.Context, key string) (time.Duration, error) {
 	k := f.kubelet(pod.Spec.NodeName)
 	if k == nil {
 		return 0, nil
+	}
+	if _, mirror := pod.Annotations[annotationMirror]; mirror {
+		// Its static pod is gone (or the node has none): as upstream,
+		// an orphaned mirror pod is deleted.
+		return 0, k.deleteMirrorPod(ctx, pod)
 	}
 	return k.syncPod(ctx, pod)
 }
@@ -336,6 +383,15 @@ func (f *Fleet) relist(ctx context.Context, k *Kubelet) error {
 		key, known := f.uidKey[uid]
 		f.mu.RUnlock()
 		if !known {
+			key, known = k.static.keyOf(types.UID(uid))
+		}
+		if !known {
+			if !f.synced.Load() {
+				// Perhaps a pod the informer has not listed yet:
+				// looked at again on the next relist.
+				delete(sig, uid)
+				continue
+			}
 			if err := k.cleanup(ctx, uid); err != nil {
 				return err
 			}

@@ -56,7 +56,7 @@ type Config struct {
 	// (the simulated runtime) never is.
 	Pressure func() Pressure
 	// StaticPodPath is a directory of pod manifests this node runs as
-	// static pods (mirror pods in the API); empty for none.
+	// static pods (shown as mirror pods in the API); empty for none.
 	StaticPodPath string
 	// FileCheckFrequency is how often StaticPodPath is read (20 s).
 	FileCheckFrequency time.Duration
@@ -164,6 +164,11 @@ type Kubelet struct {
 	// services, when set, answers the Service lookups for containers'
 	// environment; otherwise they go to the API.
 	services corelisters.ServiceLister
+	// pods is the fleet's cache of the pods bound to its nodes, where
+	// static pods find their mirror pods.
+	pods corelisters.PodLister
+	// static holds the pods read from StaticPodPath.
+	static *staticPods
 
 	mu      sync.Mutex
 	node    *corev1.Node
@@ -224,6 +229,7 @@ func New(cfg Config) (*Kubelet, error) {
 		kick:    make(chan struct{}, 1),
 		volumes: newVolumes(cfg),
 		killed:  map[types.UID]map[string]bool{},
+		static:  newStaticPods(),
 		runner:  newProbeRunner(cfg.Runtime, cfg.KubeletVersion),
 	}
 	k.probes = newProber(cfg.Clock, k.log)
@@ -265,19 +271,29 @@ func (k *Kubelet) Run(ctx context.Context) error {
 		return err
 	}
 	if k.cfg.StaticPodPath != "" {
-		go k.runStaticPods(ctx)
+		// Read before the workers start, so that no mirror pod in the
+		// cache looks orphaned for want of its manifest.
+		reported := map[string]bool{}
+		k.loadStaticPods(reported)
+		go k.runStaticPods(ctx, reported)
 	}
 	return f.Run(ctx)
 }
 
 func (k *Kubelet) setNode(n *corev1.Node) {
 	k.mu.Lock()
-	prev := ""
-	if k.node != nil {
+	prev, had := "", k.node != nil
+	if had {
 		prev = k.node.Spec.PodCIDR
 	}
 	k.node = n
 	k.mu.Unlock()
+	if !had && n != nil && k.enqueue != nil {
+		// Static pods' mirror pods wait for the Node: create them now.
+		for _, key := range k.static.keys() {
+			k.enqueue(key)
+		}
+	}
 	if n != nil && n.Spec.PodCIDR != prev && n.Spec.PodCIDR != "" && k.cfg.PodCIDRChanged != nil {
 		k.cfg.PodCIDRChanged(n.Spec.PodCIDR)
 	}

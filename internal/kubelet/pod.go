@@ -609,9 +609,17 @@ func (k *Kubelet) volumeMounts(ctx context.Context, pod *corev1.Pod, c *corev1.C
 
 // writeStatus writes a pod's status when it differs from what the API
 // holds and from what this kubelet last wrote (the cache may lag behind
-// our own write). The write is a merge patch of pods/status that carries
+// our own write); a static pod's goes to its mirror pod. The write is a merge patch of pods/status that carries
 // the UID, so it cannot land on a new pod of the same name.
 func (k *Kubelet) writeStatus(ctx context.Context, pod *corev1.Pod, status corev1.PodStatus) error {
+	if _, static := k.static.keyOf(pod.UID); static {
+		// A static pod's status is kept here and shown on its mirror
+		// pod, once there is one.
+		k.static.setStatus(pod.UID, status)
+		if pod = k.mirrorPod(pod); pod == nil {
+			return nil
+		}
+	}
 	if apiequality.Semantic.DeepEqual(&status, &pod.Status) {
 		return nil
 	}

@@ -66,7 +66,7 @@ func (s *Server) servePortForward(w http.ResponseWriter, r *http.Request) {
 	if d, ok := s.cfg.Runtime.(cri.SandboxDialer); ok && !pod.Spec.HostNetwork {
 		// Inside the pod's network namespace, as upstream's runtimes:
 		// ports bound to the pod's localhost are reachable too.
-		if id := podSandboxID(ctx, s.cfg.Runtime, pod.UID); id != "" {
+		if id := podSandboxID(ctx, s.cfg.Runtime, runtimeUID(pod)); id != "" {
 			h.dial = func(ctx context.Context, port uint16) (net.Conn, error) { return d.DialSandbox(ctx, id, port) }
 		}
 	}

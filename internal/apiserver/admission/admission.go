@@ -27,6 +27,9 @@ import (
 
 // DefaultServiceAccount names the account a pod runs as when it names none.
 func DefaultServiceAccount(pod *corev1.Pod) {
+	if IsMirrorPod(pod) {
+		return // its spec is the static pod's, as upstream
+	}
 	if pod.Spec.ServiceAccountName == "" {
 		pod.Spec.ServiceAccountName = pod.Spec.DeprecatedServiceAccount
 	}

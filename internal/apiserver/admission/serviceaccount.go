@@ -105,3 +105,73 @@ func MountServiceAccountToken(pod *corev1.Pod, suffix string) {
 			VolumeSource: corev1.VolumeSource{Projected: TokenVolumeSource()}})
 	}
 }
+
+// MirrorPodRefusal is why upstream's ServiceAccount plugin refuses a mirror
+// pod, or "": a static pod runs without the API, so its mirror may not
+// name a service account, use a Secret (volumes, projections, environment,
+// image pull secrets) or a service account token projection.
+func MirrorPodRefusal(pod *corev1.Pod) string {
+	if pod.Spec.ServiceAccountName != "" {
+		return "a mirror pod may not reference service accounts"
+	}
+	if podUsesSecret(pod) {
+		return "a mirror pod may not reference secrets"
+	}
+	for _, v := range pod.Spec.Volumes {
+		if v.Projected == nil {
+			continue
+		}
+		for _, s := range v.Projected.Sources {
+			if s.ServiceAccountToken != nil {
+				return "a mirror pod may not use ServiceAccountToken volume projections"
+			}
+		}
+	}
+	return ""
+}
+
+// podUsesSecret reports whether a pod names a Secret anywhere upstream
+// looks: image pull secrets, volumes (secret, projected, and the secret
+// references of volume plugins), and containers' env and envFrom.
+func podUsesSecret(pod *corev1.Pod) bool {
+	if len(pod.Spec.ImagePullSecrets) > 0 {
+		return true
+	}
+	for _, v := range pod.Spec.Volumes {
+		switch {
+		case v.Secret != nil,
+			v.CSI != nil && v.CSI.NodePublishSecretRef != nil,
+			v.ISCSI != nil && v.ISCSI.SecretRef != nil,
+			v.RBD != nil && v.RBD.SecretRef != nil,
+			v.CephFS != nil && v.CephFS.SecretRef != nil,
+			v.FlexVolume != nil && v.FlexVolume.SecretRef != nil,
+			v.AzureFile != nil,
+			v.ScaleIO != nil,
+			v.StorageOS != nil && v.StorageOS.SecretRef != nil:
+			return true
+		case v.Projected != nil:
+			for _, s := range v.Projected.Sources {
+				if s.Secret != nil {
+					return true
+				}
+			}
+		}
+	}
+	containers := append(append([]corev1.Container(nil), pod.Spec.InitContainers...), pod.Spec.Containers...)
+	for _, e := range pod.Spec.EphemeralContainers {
+		containers = append(containers, corev1.Container{Env: e.Env, EnvFrom: e.EnvFrom})
+	}
+	for _, c := range containers {
+		for _, e := range c.EnvFrom {
+			if e.SecretRef != nil {
+				return true
+			}
+		}
+		for _, e := range c.Env {
+			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+				return true
+			}
+		}
+	}
+	return false
+}

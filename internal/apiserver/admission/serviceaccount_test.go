@@ -79,3 +79,26 @@ func TestMountServiceAccountToken(t *testing.T) {
 		}
 	})
 }
+
+func TestMirrorPodRefusal(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		spec corev1.PodSpec
+		want string
+	}{
+		{"plain", corev1.PodSpec{Containers: []corev1.Container{{Name: "c"}}}, ""},
+		{"configMap volume", corev1.PodSpec{Volumes: []corev1.Volume{{Name: "v", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{}}}}}, ""},
+		{"service account", corev1.PodSpec{ServiceAccountName: "default"}, "a mirror pod may not reference service accounts"},
+		{"secret volume", corev1.PodSpec{Volumes: []corev1.Volume{{Name: "v", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "s"}}}}}, "a mirror pod may not reference secrets"},
+		{"secret env", corev1.PodSpec{InitContainers: []corev1.Container{{Name: "c", Env: []corev1.EnvVar{{Name: "X", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{Key: "k"}}}}}}}, "a mirror pod may not reference secrets"},
+		{"secret envFrom", corev1.PodSpec{Containers: []corev1.Container{{Name: "c", EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{}}}}}}, "a mirror pod may not reference secrets"},
+		{"pull secret", corev1.PodSpec{ImagePullSecrets: []corev1.LocalObjectReference{{Name: "p"}}}, "a mirror pod may not reference secrets"},
+		{"token projection", corev1.PodSpec{Volumes: []corev1.Volume{{Name: "v", VolumeSource: corev1.VolumeSource{Projected: TokenVolumeSource()}}}}, "a mirror pod may not use ServiceAccountToken volume projections"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := MirrorPodRefusal(&corev1.Pod{Spec: tc.spec}); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
