@@ -2,6 +2,7 @@ package framework
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -63,6 +64,11 @@ type Options struct {
 	// that runs none (--disable-agent), so the node agent can be measured
 	// apart from the control plane.
 	AgentProcess bool
+	// AgentBinary is what the AgentProcess runs (default Binary). A copy
+	// of Binary measures the agent as on a machine of its own: the kernel
+	// neither pages out nor stops counting the pages of a file that
+	// another process (the server) maps too.
+	AgentBinary string
 }
 
 func (o Options) withDefaults() Options {
@@ -186,7 +192,7 @@ func (c *Cluster) start(ctx context.Context) error {
 	args := serverArgs(c.dir, c.ports, c.real, c.opts.AgentProcess, c.opts.ServerArgs)
 	fmt.Fprintf(logFile, "=== e2e framework %s: %s %s\n", time.Now().Format(time.RFC3339), c.opts.Binary, strings.Join(args, " "))
 
-	cmd := c.serverCommand(args)
+	cmd := c.serverCommand(c.opts.Binary, args)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	err = cmd.Start()
@@ -255,8 +261,9 @@ func (c *Cluster) startAgent() error {
 	if err != nil {
 		return fmt.Errorf("open agent log: %w", err)
 	}
-	fmt.Fprintf(logFile, "=== e2e framework %s: %s %s\n", time.Now().Format(time.RFC3339), c.opts.Binary, strings.Join(args, " "))
-	cmd := c.serverCommand(args)
+	bin := cmp.Or(c.opts.AgentBinary, c.opts.Binary)
+	fmt.Fprintf(logFile, "=== e2e framework %s: %s %s\n", time.Now().Format(time.RFC3339), bin, strings.Join(args, " "))
+	cmd := c.serverCommand(bin, args)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	err = cmd.Start()
 	_ = logFile.Close()

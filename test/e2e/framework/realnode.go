@@ -409,24 +409,24 @@ func cgroupDirs(root string) []string {
 // hide the cgroup hierarchies from the runtime; nsenter changes only the
 // network namespace, and Unshareflags (which also makes every mount
 // private) keeps the runtime's mounts out of the host's mount table.
-func (c *Cluster) serverCommand(args []string) *exec.Cmd {
+func (c *Cluster) serverCommand(bin string, args []string) *exec.Cmd {
 	// Its own process group, so Stop can kill whatever the server starts;
 	// SIGKILL on our death, so a crashed test run leaves no server behind.
 	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if c.real == nil {
-		cmd := exec.Command(c.opts.Binary, args...)
+		cmd := exec.Command(bin, args...)
 		cmd.SysProcAttr = attr
 		return cmd
 	}
 	if c.real.mountNS != nil {
 		// A restart: the mount namespace of the first start (fd 3).
-		cmd := exec.Command("nsenter", append([]string{"--net=" + c.real.Net.Path(), "--mount=/proc/self/fd/3", "--", c.opts.Binary}, args...)...)
+		cmd := exec.Command("nsenter", append([]string{"--net=" + c.real.Net.Path(), "--mount=/proc/self/fd/3", "--", bin}, args...)...)
 		cmd.ExtraFiles = []*os.File{c.real.mountNS}
 		cmd.SysProcAttr = attr
 		return cmd
 	}
 	attr.Unshareflags = syscall.CLONE_NEWNS
-	cmd := exec.Command("nsenter", append([]string{"--net=" + c.real.Net.Path(), "--", c.opts.Binary}, args...)...)
+	cmd := exec.Command("nsenter", append([]string{"--net=" + c.real.Net.Path(), "--", bin}, args...)...)
 	cmd.SysProcAttr = attr
 	return cmd
 }
