@@ -21,18 +21,21 @@ func cgroupsPath(root, parent, containerID string) string {
 // hierarchies lists the mounted cgroup hierarchies: the one unified mount
 // on a cgroup v2 host, else each v1 controller directory (and the empty
 // unified one of a hybrid host).
-func hierarchies() []string {
-	if _, err := os.Stat(filepath.Join(cgroupMount, "cgroup.controllers")); err == nil {
-		return []string{cgroupMount}
+func hierarchies() []string { return hierarchiesIn(cgroupMount) }
+
+// hierarchiesIn is hierarchies with the cgroup file system at mount.
+func hierarchiesIn(mount string) []string {
+	if _, err := os.Stat(filepath.Join(mount, "cgroup.controllers")); err == nil {
+		return []string{mount}
 	}
-	entries, err := os.ReadDir(cgroupMount)
+	entries, err := os.ReadDir(mount)
 	if err != nil {
 		return nil
 	}
 	var out []string
 	for _, e := range entries {
 		if e.IsDir() { // skips the "cpu,cpuacct" style symlinks
-			out = append(out, filepath.Join(cgroupMount, e.Name()))
+			out = append(out, filepath.Join(mount, e.Name()))
 		}
 	}
 	return out
@@ -41,10 +44,13 @@ func hierarchies() []string {
 // removeCgroup removes the pod's cgroup root/parent in every hierarchy
 // and then its ancestors up to and including root, stopping at the first
 // one still in use. Containers' own cgroups are runc's to remove.
-func removeCgroup(root, parent string) {
+func removeCgroup(root, parent string) { removeCgroupIn(cgroupMount, root, parent) }
+
+// removeCgroupIn is removeCgroup with the cgroup file system at mount.
+func removeCgroupIn(mount, root, parent string) {
 	rel := path.Join("/", root, parent)
 	stop := path.Join("/", root)
-	for _, h := range hierarchies() {
+	for _, h := range hierarchiesIn(mount) {
 		for p := rel; p != "/" && strings.HasPrefix(p, stop); p = path.Dir(p) {
 			if err := os.Remove(filepath.Join(h, p)); err != nil && !os.IsNotExist(err) {
 				break
@@ -59,12 +65,15 @@ func removeCgroup(root, parent string) {
 // oomKilled reports whether the kernel OOM-killed a process in the cgroup
 // at cgroupPath (absolute within the hierarchy). It must be read before
 // runc removes the cgroup.
-func oomKilled(cgroupPath string) bool {
+func oomKilled(cgroupPath string) bool { return oomKilledIn(cgroupMount, cgroupPath) }
+
+// oomKilledIn is oomKilled with the cgroup file system at mount.
+func oomKilledIn(mount, cgroupPath string) bool {
 	// cgroup v1 memory controller, then v2.
-	if n, ok := readKeyed(filepath.Join(cgroupMount, "memory", cgroupPath, "memory.oom_control"), "oom_kill"); ok {
+	if n, ok := readKeyed(filepath.Join(mount, "memory", cgroupPath, "memory.oom_control"), "oom_kill"); ok {
 		return n > 0
 	}
-	if n, ok := readKeyed(filepath.Join(cgroupMount, cgroupPath, "memory.events"), "oom_kill"); ok {
+	if n, ok := readKeyed(filepath.Join(mount, cgroupPath, "memory.events"), "oom_kill"); ok {
 		return n > 0
 	}
 	return false
