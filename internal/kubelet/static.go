@@ -25,7 +25,9 @@ import (
 
 // Static pods, as upstream: every manifest file in StaticPodPath is a pod
 // this node runs on its own authority, from the file, whether or not the
-// API server can be reached (a node can run its own control plane so). The
+// API server can be reached (a node can run its own control plane so);
+// only a pod on the pod network waits for the Node, which holds the
+// node's pod range, unless its sandbox exists already. The
 // pod is named "<name>-<node>" and defaulted as the API server would, and
 // its UID is a hash of the node and the manifest, so the same file is the
 // same pod across restarts of the agent, which adopts its containers.
@@ -330,6 +332,18 @@ func (k *Kubelet) syncStatic(ctx context.Context, key string, mirror *corev1.Pod
 	}
 	if pod == nil {
 		return 0, nil
+	}
+	if !pod.Spec.HostNetwork && k.getNode() == nil {
+		// The pod network needs the node's pod range, which the Node in
+		// the API holds: wait for it, unless the pod already has its
+		// sandbox (a restarted agent).
+		rt, err := k.podRuntimeFor(ctx, pod.UID)
+		if err != nil {
+			return 0, err
+		}
+		if len(rt.Sandboxes) == 0 {
+			return mirrorRetry, nil // setNode queues it sooner
+		}
 	}
 	retry := time.Duration(0)
 	if mirror == nil {

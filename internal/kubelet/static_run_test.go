@@ -22,22 +22,27 @@ import (
 	"github.com/skiff-sh/skiff/internal/kubelet/sim"
 )
 
-// TestStaticPodsRunFromFiles: a static pod runs from its manifest while
-// the API server cannot be reached; once it can, the pod shows as a mirror
-// pod with the running container's status. Deleting the mirror pod does
-// not restart the container; a changed manifest replaces it; a removed
-// one stops it and deletes the mirror pod.
+// TestStaticPodsRunFromFiles: a static pod on the host network runs from
+// its manifest while the API server cannot be reached (one on the pod
+// network waits for the Node and its pod range); once it can, the pod
+// shows as a mirror pod with the running container's status. Deleting the
+// mirror pod does not restart the container; a changed manifest replaces
+// it; a removed one stops it and deletes the mirror pod.
 func TestStaticPodsRunFromFiles(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "web.yaml")
 	manifest := func(image string) {
 		t.Helper()
-		body := "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers: [{name: c, image: " + image + "}]\n"
+		body := "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  hostNetwork: true\n  terminationGracePeriodSeconds: 1\n  containers: [{name: c, image: " + image + "}]\n"
 		if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	manifest("busybox:1")
+	podNet := filepath.Join(dir, "net.yaml")
+	if err := os.WriteFile(podNet, []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: net}\nspec:\n  containers: [{name: netc, image: busybox}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	cs := fake.NewClientset()
 	var down atomic.Bool
@@ -61,20 +66,22 @@ func TestStaticPodsRunFromFiles(t *testing.T) {
 	})
 	ctx := context.Background()
 
-	// running returns the runtime's running containers, as "uid/id".
-	running := func() []string {
+	// runningAs returns the runtime's running containers called name, as
+	// "uid/id".
+	runningAs := func(name string) []string {
 		cs, err := rt.ListContainers(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var out []string
 		for _, c := range cs {
-			if c.State == kubelet.ContainerRunning {
+			if c.State == kubelet.ContainerRunning && c.Name == name {
 				out = append(out, string(c.PodUID)+"/"+c.ID)
 			}
 		}
 		return out
 	}
+	running := func() []string { return runningAs("c") }
 	var first string
 	eventually(t, "static pod running without an API server", func() (bool, string) {
 		r := running()
@@ -84,8 +91,15 @@ func TestStaticPodsRunFromFiles(t *testing.T) {
 		return len(r) == 1, fmt.Sprint(r)
 	})
 	uid, id, _ := strings.Cut(first, "/")
+	if r := runningAs("netc"); len(r) != 0 {
+		t.Errorf("pod-network static pod running before the Node is known: %v", r)
+	}
 
 	down.Store(false)
+	eventually(t, "pod-network static pod running once the Node is known", func() (bool, string) {
+		r := runningAs("netc")
+		return len(r) == 1, fmt.Sprint(r)
+	})
 	mirror := waitMirror(t, cs, func(p *corev1.Pod) string {
 		if p.Annotations["kubernetes.io/config.mirror"] != uid {
 			return "annotations " + fmt.Sprint(p.Annotations)
