@@ -517,6 +517,23 @@ spec:
 		return ""
 	}
 	before := waitPod(t, c, ns, "survivor", podStartTimeout, ready).Status.ContainerStatuses[0]
+	// A static pod is adopted too: the same manifest is the same pod.
+	static := filepath.Join(c.StaticPodDir(), "survivor.yaml")
+	if err := os.MkdirAll(c.StaticPodDir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(static, []byte(fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: static-survivor, namespace: %s}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers: [{name: main, image: %s, command: [sleep, "3600"]}]
+`, ns, c.Image(framework.ImageBusybox))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(static) })
+	staticName := "static-survivor-" + c.NodeName()
+	staticBefore := waitPod(t, c, ns, staticName, podStartTimeout, ready).Status.ContainerStatuses[0]
 	var pid int
 	framework.WaitFor(t, 10*time.Second, func() (bool, string) {
 		pid = mainPID(c, before.ContainerID, "sleep 3600")
@@ -557,5 +574,8 @@ spec:
 	}
 	if out, stderr, err := c.Kubectl("-n", ns, "logs", "survivor"); err != nil || out != "started\n" {
 		t.Errorf("kubectl logs survivor after the restart: got %q (%v: %s), want \"started\\n\"", out, err, stderr)
+	}
+	if after := waitPod(t, c, ns, staticName, 30*time.Second, ready).Status.ContainerStatuses[0]; after.ContainerID != staticBefore.ContainerID || after.RestartCount != 0 {
+		t.Errorf("static pod after the restart: container %s restartCount %d, want %s untouched", after.ContainerID, after.RestartCount, staticBefore.ContainerID)
 	}
 }
