@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -438,7 +440,37 @@ func deployRows(ctx context.Context, o *options, spawn func(string) (*child, err
 	rep.add(result{name: fmt.Sprintf("control plane CPU, idle, %d nodes and %d pods", co.deployNodes, co.clusterPods),
 		shown: fmt.Sprintf("%.1f%% of a core", idle), value: idle, target: 10, tshown: "<= 10% of a core",
 		detail: "30 s, after " + co.clusterIdleAfter.String() + " of settling; the simulated nodes renew their leases meanwhile; " + cpuUse(cpu0, cpu1)})
+	if o.serverProfile != "" {
+		// After the timed window, so that profiling does not count in it.
+		fmt.Fprintf(rep.log, "  30 s server CPU profile to %s\n", o.serverProfile)
+		if err := cl.saveProfile(ctx, o.serverProfile, 30*time.Second); err != nil {
+			return fmt.Errorf("server CPU profile: %w", err)
+		}
+	}
 	return nil
+}
+
+// saveProfile fetches a CPU profile of the server over d from its
+// /debug/pprof/profile (the admin may read it) and writes it to path.
+func (c *client) saveProfile(ctx context.Context, path string, d time.Duration) error {
+	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", c.base, int(d.Seconds()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /debug/pprof/profile: HTTP %d: %.200s", resp.StatusCode, body)
+	}
+	return os.WriteFile(path, body, 0o644)
 }
 
 // waitAvailable watches the Deployment until availableReplicas reaches

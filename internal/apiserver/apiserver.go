@@ -22,11 +22,11 @@ import (
 
 	"k8s.io/apimachinery/pkg/fields"
 
-	"github.com/skiff-sh/skiff/internal/defaults"
 	"github.com/skiff-sh/skiff/internal/apiserver/openapi"
 	"github.com/skiff-sh/skiff/internal/apiserver/registry"
 	"github.com/skiff-sh/skiff/internal/apiserver/strategy"
 	"github.com/skiff-sh/skiff/internal/auth"
+	"github.com/skiff-sh/skiff/internal/defaults"
 	"github.com/skiff-sh/skiff/internal/storage"
 )
 
@@ -85,6 +85,8 @@ type Server struct {
 	metricsSrc *metricsSource
 	// ready is set once the post-start bootstrap finished.
 	ready atomic.Bool
+	// fieldSets keeps decoded managedFields sets for ownedUpdate.
+	fieldSets *fieldSetCache
 }
 
 // endpoint is one resource at one served version.
@@ -143,6 +145,7 @@ func New(cfg Config) (*Server, error) {
 		endpoints: map[schema.GroupVersionResource]*endpoint{},
 		storages:  map[schema.GroupResource]*storage.Resource{},
 		metrics:   newMetrics(),
+		fieldSets: &fieldSetCache{},
 		inflight:  make(chan struct{}, cfg.MaxInFlight),
 	}
 	all := registry.All()

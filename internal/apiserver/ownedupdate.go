@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"sort"
+	"sync"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,9 +25,10 @@ import (
 //
 // reset holds the fields the endpoint's strategy resets for this
 // subresource (the full computation never gives them to the updater), and
-// apiVersion the version the endpoint's field manager records.
+// apiVersion the version the endpoint's field manager records. sets, if
+// not nil, keeps decoded fieldsV1 sets between calls.
 func ownedUpdate(cur, next metav1.Object, curObj, nextObj runtime.Object, manager, apiVersion, sub string,
-	reset *fieldpath.Set, now time.Time) ([]metav1.ManagedFieldsEntry, bool) {
+	reset *fieldpath.Set, now time.Time, sets *fieldSetCache) ([]metav1.ManagedFieldsEntry, bool) {
 	live := cur.GetManagedFields()
 	if len(live) == 0 {
 		return nil, false
@@ -43,7 +45,7 @@ func ownedUpdate(cur, next metav1.Object, curObj, nextObj runtime.Object, manage
 		manager = "unknown"
 	}
 	mine := -1
-	sets := make([]map[string]any, len(live))
+	decoded := make([]map[string]any, len(live))
 	for i := range live {
 		e := &live[i]
 		if e.FieldsType != "FieldsV1" || e.FieldsV1 == nil || e.APIVersion != apiVersion {
@@ -77,12 +79,13 @@ func ownedUpdate(cur, next metav1.Object, curObj, nextObj runtime.Object, manage
 			return nil, false
 		}
 		for i := range live {
-			if sets[i] == nil {
-				if err := json.Unmarshal(live[i].FieldsV1.Raw, &sets[i]); err != nil {
+			if decoded[i] == nil {
+				var ok bool
+				if decoded[i], ok = sets.get(live[i].FieldsV1.Raw); !ok {
 					return nil, false
 				}
 			}
-			if owns(sets[i], p) != (i == mine) {
+			if owns(decoded[i], p) != (i == mine) {
 				return nil, false
 			}
 		}
@@ -107,6 +110,47 @@ func sameManagedFields(a, b []metav1.ManagedFieldsEntry) bool {
 		}
 	}
 	return true
+}
+
+// fieldSetCache holds decoded fieldsV1 sets by their JSON. Objects of one
+// kind written by one manager share them (a thousand nodes' Leases have
+// the same two entries), so a renewal finds its sets decoded rather than
+// parsing them again. The decoded sets are shared: never modify one.
+type fieldSetCache struct {
+	mu   sync.Mutex
+	sets map[string]map[string]any
+}
+
+// fieldSetCacheSize bounds the cache; when full it starts over, which
+// costs a few decodes and keeps the memory bounded whatever the mix.
+const fieldSetCacheSize = 512
+
+// get returns the decoded set of raw, and false if raw is not a JSON
+// object. A nil cache decodes every time.
+func (c *fieldSetCache) get(raw []byte) (map[string]any, bool) {
+	if c == nil {
+		var set map[string]any
+		if err := json.Unmarshal(raw, &set); err != nil || set == nil {
+			return nil, false
+		}
+		return set, true
+	}
+	c.mu.Lock()
+	set, ok := c.sets[string(raw)]
+	c.mu.Unlock()
+	if ok {
+		return set, true
+	}
+	if err := json.Unmarshal(raw, &set); err != nil || set == nil {
+		return nil, false
+	}
+	c.mu.Lock()
+	if c.sets == nil || len(c.sets) >= fieldSetCacheSize {
+		c.sets = make(map[string]map[string]any, fieldSetCacheSize)
+	}
+	c.sets[string(raw)] = set
+	c.mu.Unlock()
+	return set, true
 }
 
 // owns reports whether a decoded fieldsV1 set holds the field at path

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -30,6 +31,7 @@ func TestOwnedUpdateMatchesFieldManager(t *testing.T) {
 	leaseGVK := schema.GroupVersionKind{Group: "coordination.k8s.io", Version: "v1", Kind: "Lease"}
 	cmGVK := schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}
 	podGVK := schema.GroupVersionKind{Version: "v1", Kind: "Pod"}
+	sets := &fieldSetCache{}
 
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	lease := func(holder string, renew time.Time, labels map[string]string) runtime.Object {
@@ -134,9 +136,21 @@ func TestOwnedUpdateMatchesFieldManager(t *testing.T) {
 
 			reset := strategy.ResetFields(tc2.gvk, last.sub)[fieldpath.APIVersion(tc2.gvk.GroupVersion().String())]
 			now := time.Now()
-			got, ok := ownedUpdate(liveAcc, nextAcc, live, next, last.manager, tc2.gvk.GroupVersion().String(), last.sub, reset, now)
+			got, ok := ownedUpdate(liveAcc, nextAcc, live, next, last.manager, tc2.gvk.GroupVersion().String(), last.sub, reset, now, nil)
 			if ok != tc2.wantFast {
 				t.Fatalf("ownedUpdate answered %v, want %v", ok, tc2.wantFast)
+			}
+			// With decoded sets kept between calls (the cache is shared by
+			// every case, as a server's is by every request), twice: the
+			// second call finds the sets the first decoded.
+			for range 2 {
+				cached, cok := ownedUpdate(liveAcc, nextAcc, live, next, last.manager, tc2.gvk.GroupVersion().String(), last.sub, reset, now, sets)
+				if cok != ok {
+					t.Fatalf("ownedUpdate with a set cache answered %v, without %v", cok, ok)
+				}
+				if d := cmp.Diff(got, cached); d != "" {
+					t.Fatalf("managedFields differ with a set cache (-without +with):\n%s", d)
+				}
 			}
 			slow := managers[last.sub].UpdateNoErrors(live, next.DeepCopyObject(), last.manager)
 			slowAcc, _ := metav1ObjectOf(slow)
@@ -197,7 +211,15 @@ func BenchmarkOwnedUpdateLease(b *testing.B) {
 	nextAcc, _ := metav1ObjectOf(next)
 	b.Run("owned", func(b *testing.B) {
 		for b.Loop() {
-			if _, ok := ownedUpdate(liveAcc, nextAcc, live, next, "kubelet", "coordination.k8s.io/v1", "", nil, t0); !ok {
+			if _, ok := ownedUpdate(liveAcc, nextAcc, live, next, "kubelet", "coordination.k8s.io/v1", "", nil, t0, nil); !ok {
+				b.Fatal("not owned")
+			}
+		}
+	})
+	b.Run("owned, sets cached", func(b *testing.B) {
+		sets := &fieldSetCache{}
+		for b.Loop() {
+			if _, ok := ownedUpdate(liveAcc, nextAcc, live, next, "kubelet", "coordination.k8s.io/v1", "", nil, t0, sets); !ok {
 				b.Fatal("not owned")
 			}
 		}
@@ -207,4 +229,33 @@ func BenchmarkOwnedUpdateLease(b *testing.B) {
 			fm.UpdateNoErrors(live, next.DeepCopyObject(), "kubelet")
 		}
 	})
+}
+
+func TestFieldSetCache(t *testing.T) {
+	c := &fieldSetCache{}
+	raw := []byte(`{"f:spec":{"f:renewTime":{}}}`)
+	a, ok := c.get(raw)
+	if !ok {
+		t.Fatal("a fieldsV1 object was refused")
+	}
+	b, _ := c.get(raw)
+	if !owns(a, []string{"spec", "renewTime"}) || !owns(b, []string{"spec", "renewTime"}) || owns(b, []string{"spec"}) {
+		t.Errorf("got %v and %v, want the set holding spec.renewTime", a, b)
+	}
+	for _, bad := range []string{`null`, `[1]`, `{`, ``} {
+		if _, ok := c.get([]byte(bad)); ok {
+			t.Errorf("get(%q) = ok, want refused", bad)
+		}
+		if _, ok := (*fieldSetCache)(nil).get([]byte(bad)); ok {
+			t.Errorf("nil cache: get(%q) = ok, want refused", bad)
+		}
+	}
+	for i := range 3 * fieldSetCacheSize {
+		if _, ok := c.get(fmt.Appendf(nil, `{"f:a%d":{}}`, i)); !ok {
+			t.Fatal("a fieldsV1 object was refused")
+		}
+	}
+	if n := len(c.sets); n > fieldSetCacheSize {
+		t.Errorf("cache holds %d sets, want at most %d", n, fieldSetCacheSize)
+	}
 }

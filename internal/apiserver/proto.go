@@ -31,6 +31,9 @@ const (
 	typeMetaKind       = 2
 	listMetaField      = 1 // every <Kind>List message
 	listItemsField     = 2
+	watchEventType     = 1 // metav1.WatchEvent fields
+	watchEventObject   = 2
+	watchEventRaw      = 1 // runtime.RawExtension's raw bytes
 )
 
 type protoMarshaler interface {
@@ -48,20 +51,44 @@ func marshalProto(obj any) ([]byte, error) {
 
 // protoEnvelope wraps a message as the object of kind gvk.
 func protoEnvelope(gvk schema.GroupVersionKind, raw []byte) []byte {
-	var tm []byte
-	tm = protowire.AppendTag(tm, typeMetaAPIVersion, protowire.BytesType)
-	tm = protowire.AppendString(tm, gvk.GroupVersion().String())
-	tm = protowire.AppendTag(tm, typeMetaKind, protowire.BytesType)
-	tm = protowire.AppendString(tm, gvk.Kind)
-	size := len(protoMagic) + protowire.SizeTag(unknownTypeMeta) + protowire.SizeBytes(len(tm)) +
+	return appendProtoEnvelope(make([]byte, 0, protoEnvelopeSize(gvk, raw)), gvk, raw)
+}
+
+// typeMetaSize is the size of the runtime.TypeMeta message naming gvk.
+func typeMetaSize(gvk schema.GroupVersionKind) int {
+	return protowire.SizeTag(typeMetaAPIVersion) + protowire.SizeBytes(apiVersionLen(gvk)) +
+		protowire.SizeTag(typeMetaKind) + protowire.SizeBytes(len(gvk.Kind))
+}
+
+// apiVersionLen is len(gvk.GroupVersion().String()).
+func apiVersionLen(gvk schema.GroupVersionKind) int {
+	if gvk.Group == "" {
+		return len(gvk.Version)
+	}
+	return len(gvk.Group) + 1 + len(gvk.Version)
+}
+
+// protoEnvelopeSize is the size of protoEnvelope(gvk, raw).
+func protoEnvelopeSize(gvk schema.GroupVersionKind, raw []byte) int {
+	return len(protoMagic) + protowire.SizeTag(unknownTypeMeta) + protowire.SizeBytes(typeMetaSize(gvk)) +
 		protowire.SizeTag(unknownRaw) + protowire.SizeBytes(len(raw))
-	b := make([]byte, 0, size)
+}
+
+// appendProtoEnvelope appends protoEnvelope(gvk, raw) to b.
+func appendProtoEnvelope(b []byte, gvk schema.GroupVersionKind, raw []byte) []byte {
 	b = append(b, protoMagic...)
 	b = protowire.AppendTag(b, unknownTypeMeta, protowire.BytesType)
-	b = protowire.AppendBytes(b, tm)
+	b = protowire.AppendVarint(b, uint64(typeMetaSize(gvk)))
+	b = protowire.AppendTag(b, typeMetaAPIVersion, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(apiVersionLen(gvk)))
+	if gvk.Group != "" {
+		b = append(append(b, gvk.Group...), '/')
+	}
+	b = append(b, gvk.Version...)
+	b = protowire.AppendTag(b, typeMetaKind, protowire.BytesType)
+	b = protowire.AppendString(b, gvk.Kind)
 	b = protowire.AppendTag(b, unknownRaw, protowire.BytesType)
-	b = protowire.AppendBytes(b, raw)
-	return b
+	return protowire.AppendBytes(b, raw)
 }
 
 // itemProto returns a stored item's protobuf message: the store keeps
@@ -141,16 +168,23 @@ func (c *call) writeProtoList(lm metav1.ListMeta, msgs [][]byte) error {
 }
 
 // protoWatchFrame encodes one watch event: a length prefix, then a
-// WatchEvent message whose object is the enveloped object.
+// WatchEvent message (type, field 1; object, field 2: a RawExtension whose
+// raw bytes, its field 1, are the enveloped object), written as
+// WatchEvent.Marshal writes it but into one buffer: a watch sends one of
+// these per event and watcher.
 func (c *call) protoWatchFrame(typ string, gvk schema.GroupVersionKind, msg []byte) ([]byte, error) {
-	ev := metav1.WatchEvent{Type: typ, Object: runtime.RawExtension{Raw: protoEnvelope(gvk, msg)}}
-	b, err := ev.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	frame := make([]byte, 4, 4+len(b))
-	binary.BigEndian.PutUint32(frame, uint32(len(b)))
-	return append(frame, b...), nil
+	env := protoEnvelopeSize(gvk, msg)
+	ext := protowire.SizeTag(watchEventRaw) + protowire.SizeBytes(env)
+	size := protowire.SizeTag(watchEventType) + protowire.SizeBytes(len(typ)) + protowire.SizeTag(watchEventObject) + protowire.SizeBytes(ext)
+	frame := make([]byte, 4, 4+size)
+	binary.BigEndian.PutUint32(frame, uint32(size))
+	frame = protowire.AppendTag(frame, watchEventType, protowire.BytesType)
+	frame = protowire.AppendString(frame, typ)
+	frame = protowire.AppendTag(frame, watchEventObject, protowire.BytesType)
+	frame = protowire.AppendVarint(frame, uint64(ext))
+	frame = protowire.AppendTag(frame, watchEventRaw, protowire.BytesType)
+	frame = protowire.AppendVarint(frame, uint64(env))
+	return appendProtoEnvelope(frame, gvk, msg), nil
 }
 
 // protoBookmark is the message of a bookmark event's object: an empty

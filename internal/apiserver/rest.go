@@ -28,10 +28,10 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/skiff-sh/skiff/internal/apiserver/convert"
-	"github.com/skiff-sh/skiff/internal/defaults"
 	"github.com/skiff-sh/skiff/internal/apiserver/strategy"
 	"github.com/skiff-sh/skiff/internal/apiserver/validation"
 	"github.com/skiff-sh/skiff/internal/auth"
+	"github.com/skiff-sh/skiff/internal/defaults"
 	"github.com/skiff-sh/skiff/internal/storage"
 )
 
@@ -838,7 +838,7 @@ func (c *call) prepareUpdate(cur, next runtime.Object, sub string, trackFields b
 	if trackFields {
 		msub := c.ep.managerSub(sub)
 		if mf, ok := ownedUpdate(curAcc, acc, cur, next, c.fieldManager, c.ep.storageGVK.GroupVersion().String(), msub,
-			c.ep.reset[msub], time.Now()); ok {
+			c.ep.reset[msub], time.Now(), c.s.fieldSets); ok {
 			acc.SetManagedFields(mf)
 		} else {
 			next = c.ep.manager(sub).UpdateNoErrors(cur, next, c.fieldManager)

@@ -119,6 +119,10 @@ type Config struct {
 	// InformerOptions. The manager starts the informers its controllers
 	// use, and leaves the factory running when it stops.
 	Informers informers.SharedInformerFactory
+	// RootCA is the cluster CA published as kube-root-ca.crt in every
+	// namespace (upstream --root-ca-file); empty means the CA RestConfig
+	// trusts.
+	RootCA []byte
 }
 
 // InformerOptions are the options of the manager's informer factory, for
@@ -139,6 +143,8 @@ type ControllerContext struct {
 	// RestConfig is the API server's address and credentials, for
 	// controllers that need another kind of client (dynamic, discovery).
 	RestConfig *rest.Config
+	// RootCA is Config.RootCA.
+	RootCA []byte
 	// Recorder returns an event recorder reporting as component (for
 	// example "deployment-controller"), writing core/v1 Events.
 	Recorder func(component string) record.EventRecorder
@@ -281,6 +287,7 @@ func (m *Manager) runControllers(ctx context.Context, rc *rest.Config, client ku
 		Options:    m.cfg.Options,
 		Logger:     m.log,
 		RestConfig: rc,
+		RootCA:     m.cfg.RootCA,
 		Recorder: func(component string) record.EventRecorder {
 			return broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component})
 		},

@@ -8,11 +8,12 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/rootcacertpublisher"
 )
 
-// startRootCACertPublisher publishes the cluster CA the controller
-// manager trusts (its client's CA) as kube-root-ca.crt in every namespace.
+// startRootCACertPublisher publishes the cluster CA (the configured root
+// CA, else the one the controller manager's client trusts) as
+// kube-root-ca.crt in every namespace.
 func startRootCACertPublisher(ctx context.Context, cc *ControllerContext) error {
-	var ca []byte
-	if rc := cc.RestConfig; rc != nil {
+	ca := cc.RootCA
+	if rc := cc.RestConfig; len(ca) == 0 && rc != nil {
 		ca = rc.TLSClientConfig.CAData
 		if len(ca) == 0 && rc.TLSClientConfig.CAFile != "" {
 			data, err := os.ReadFile(rc.TLSClientConfig.CAFile)

@@ -71,8 +71,19 @@ func Start(ctx context.Context, cfg Config) (*Embedded, error) {
 	// before it leads, and etcd's defaults (100 ms tick, 1 s election) made
 	// that up to a second of every start. With no peers to disagree with,
 	// short timers cost nothing: a start now waits tens of milliseconds.
-	ec.TickMs = 10
+	// A tick wakes the member's raft goroutines even when nothing
+	// happens, so ticks cost an idle server CPU: 20 ms keeps the start's
+	// wait for the election as short (at most 100 ms) with half the
+	// wake-ups of 10 ms (etcd wants the election at least 5 ticks).
+	ec.TickMs = 20
 	ec.ElectionMs = 100
+	// The member commits its bbolt backend every BackendBatchInterval
+	// (etcd's default 100 ms), each commit writing and syncing the
+	// database file; the WAL, synced on every write, is what makes a write
+	// durable, and replaying it after a crash covers the uncommitted part.
+	// A node Lease renewed every 10 s by each of 1,000 nodes made those
+	// commits 4% of an idle server's CPU.
+	ec.BackendBatchInterval = 500 * time.Millisecond
 	ec.EnableGRPCGateway = false
 	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 

@@ -19,10 +19,10 @@ import (
 )
 
 // startComponents starts the control plane's API clients (the controller
-// manager and the scheduler) in g, each with its own client certificate so
-// that authorization can tell them apart, as upstream's kubeadm
-// kubeconfigs do.
-func (s *Server) startComponents(ctx context.Context, g *errgroup.Group, comps *components, url string, bundle *pki.Bundle) error {
+// manager and the scheduler) in g, each with its own identity so that
+// authorization can tell them apart, as upstream's kubeadm kubeconfigs do.
+// They reach the API over in-process connections (see inprocess.go).
+func (s *Server) startComponents(ctx context.Context, g *errgroup.Group, comps *components, inProcess *inProcessListener, caPEM []byte) error {
 	cfg := s.cfg
 	runControllers, runScheduler := !slices.Contains(cfg.DisableControllers, "*"), !cfg.DisableScheduler
 	// Both read every pod, node and namespace: in one process they share
@@ -30,10 +30,7 @@ func (s *Server) startComponents(ctx context.Context, g *errgroup.Group, comps *
 	// credentials) instead of holding two copies.
 	var shared informers.SharedInformerFactory
 	if runControllers && runScheduler {
-		rc, err := componentConfig(url, bundle, "kube-controller-manager", "system:kube-controller-manager")
-		if err != nil {
-			return err
-		}
+		rc := inProcess.config("system:kube-controller-manager")
 		protobuf(rc)
 		rc.QPS, rc.Burst = -1, 0 // lists and watches only
 		client, err := kubernetes.NewForConfig(rc)
@@ -47,10 +44,7 @@ func (s *Server) startComponents(ctx context.Context, g *errgroup.Group, comps *
 		shared.Start(ctx.Done())
 	}
 	if runControllers {
-		rc, err := componentConfig(url, bundle, "kube-controller-manager", "system:kube-controller-manager")
-		if err != nil {
-			return err
-		}
+		rc := inProcess.config("system:kube-controller-manager")
 		cm, err := controllermanager.New(controllermanager.Config{
 			RestConfig:  rc,
 			Disabled:    cfg.DisableControllers,
@@ -58,6 +52,7 @@ func (s *Server) startComponents(ctx context.Context, g *errgroup.Group, comps *
 			Options:     cfg.Controllers,
 			Informers:   shared,
 			Logger:      s.log,
+			RootCA:      caPEM,
 		})
 		if err != nil {
 			return err
@@ -70,10 +65,7 @@ func (s *Server) startComponents(ctx context.Context, g *errgroup.Group, comps *
 		})
 	}
 	if runScheduler {
-		rc, err := componentConfig(url, bundle, "kube-scheduler", "system:kube-scheduler")
-		if err != nil {
-			return err
-		}
+		rc := inProcess.config("system:kube-scheduler")
 		protobuf(rc)
 		sched, err := scheduler.New(scheduler.Config{RestConfig: rc, LeaderElect: true, Informers: shared, Logger: s.log})
 		if err != nil {
@@ -115,23 +107,6 @@ func (c *components) wait(timeout time.Duration) {
 func protobuf(rc *rest.Config) {
 	rc.ContentType = "application/vnd.kubernetes.protobuf"
 	rc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
-}
-
-// componentConfig is a client config for a built-in component reaching the
-// API server over loopback with a client certificate for user.
-func componentConfig(url string, bundle *pki.Bundle, name, user string) (*rest.Config, error) {
-	cert, key, err := bundle.EnsureClientCert(name, user, nil)
-	if err != nil {
-		return nil, fmt.Errorf("%s certificate: %w", name, err)
-	}
-	return &rest.Config{
-		Host: url,
-		TLSClientConfig: rest.TLSClientConfig{
-			CAData:   bundle.CAPEM,
-			CertData: cert,
-			KeyData:  key,
-		},
-	}, nil
 }
 
 // startNode runs the server's own node, as a client of the API like any

@@ -22,7 +22,6 @@ import (
 	"github.com/skiff-sh/skiff/internal/agent"
 	"github.com/skiff-sh/skiff/internal/apiserver"
 	"github.com/skiff-sh/skiff/internal/dns"
-	"github.com/skiff-sh/skiff/internal/pki"
 	"github.com/skiff-sh/skiff/internal/storage"
 )
 
@@ -51,15 +50,12 @@ func (s *Server) dnsHost(advertise string) string {
 // kube-system/kube-dns Service with endpoints at its address. A port that
 // cannot be bound is logged and leaves the cluster without DNS rather than
 // stopping the control plane.
-func (s *Server) startDNS(ctx context.Context, g *errgroup.Group, comps *components, url string, bundle *pki.Bundle, api *apiserver.Server, advertise string) error {
+func (s *Server) startDNS(ctx context.Context, g *errgroup.Group, comps *components, inProcess *inProcessListener, api *apiserver.Server, advertise string) error {
 	cfg := s.cfg
 	if cfg.DNSPort == 0 {
 		return nil
 	}
-	rc, err := componentConfig(url, bundle, "skiff-dns", "system:skiff-dns")
-	if err != nil {
-		return err
-	}
+	rc := inProcess.config("system:skiff-dns")
 	protobuf(rc)
 	rc.QPS, rc.Burst = -1, 0 // lists and watches, and one Service
 	client, err := kubernetes.NewForConfig(rc)

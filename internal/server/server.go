@@ -252,7 +252,7 @@ func (s *Server) Run(ctx context.Context) error {
 		KubeletClientTLS: &tls.Config{Certificates: []tls.Certificate{kubeletPair}, MinVersion: tls.VersionTLS12},
 		Store:            store,
 		Scheme:           scheme,
-		Authenticator:    auth.Union{auth.X509{}, saTokens, auth.NewTokens(tokens)},
+		Authenticator:    auth.Union{inProcessAuthenticator{}, auth.X509{}, saTokens, auth.NewTokens(tokens)},
 		Authorizer:       auth.AlwaysAllow{},
 		ServiceCIDR:      serviceCIDR,
 		NodePortMin:      portMin,
@@ -277,8 +277,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	handler := api.Handler()
 	srv := &http.Server{
-		Handler: api.Handler(),
+		Handler: handler,
 		TLSConfig: &tls.Config{
 			Certificates: []tls.Certificate{bundle.Serving},
 			ClientCAs:    bundle.ClientCAs(),
@@ -286,6 +287,16 @@ func (s *Server) Run(ctx context.Context) error {
 			MinVersion:   tls.VersionTLS12,
 			NextProtos:   []string{"h2", "http/1.1"},
 		},
+		ReadHeaderTimeout: 30 * time.Second,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	// The same API for the process's own components, over in-memory
+	// connections (see inprocess.go).
+	inProcess := newInProcessListener()
+	inProcessSrv := &http.Server{
+		Handler:           handler,
+		ConnContext:       inProcessConnContext,
 		ReadHeaderTimeout: 30 * time.Second,
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
@@ -327,6 +338,13 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		return err
 	})
+	g.Go(func() error {
+		err := inProcessSrv.Serve(inProcess)
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	})
 	// The API's own clients (controllers, scheduler) stop first, while the
 	// API still serves them, so they can hand back their leases.
 	comps := &components{}
@@ -343,8 +361,10 @@ func (s *Server) Run(ctx context.Context) error {
 		go func() {
 			<-sctx.Done()
 			_ = srv.Close()
+			_ = inProcessSrv.Close()
 		}()
 		stopStore()
+		go func() { _ = inProcessSrv.Shutdown(sctx) }()
 		_ = srv.Shutdown(sctx)
 		return nil
 	})
@@ -371,13 +391,13 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("bootstrap: %w", err)
 		}
-		if err := s.startComponents(compCtx, g, comps, localURL, bundle); err != nil {
+		if err := s.startComponents(compCtx, g, comps, inProcess, bundle.CAPEM); err != nil {
 			return err
 		}
 		if err := s.startNode(compCtx, g, comps, localURL, bundle); err != nil {
 			return err
 		}
-		if err := s.startDNS(compCtx, g, comps, localURL, bundle, api, advertise); err != nil {
+		if err := s.startDNS(compCtx, g, comps, inProcess, api, advertise); err != nil {
 			return err
 		}
 		api.SetReady()

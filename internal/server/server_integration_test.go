@@ -45,17 +45,27 @@ func freePort(t *testing.T) int {
 // client config.
 func testServer(t *testing.T) *rest.Config {
 	t.Helper()
+	return testServerWith(t, func(cfg *Config) {
+		// The API alone: these tests check the server's own behaviour
+		// (for example that a deleted namespace stays Terminating).
+		cfg.DisableControllers, cfg.DisableScheduler = []string{"*"}, true
+	})
+}
+
+// testServerWith is testServer with the configuration changed by edit
+// before the server starts.
+func testServerWith(t *testing.T, edit func(*Config)) *rest.Config {
+	t.Helper()
 	dir := t.TempDir()
 	kubeconfig := filepath.Join(dir, "admin.yaml")
 	port := freePort(t)
-	s, err := New(Config{
+	cfg := Config{
 		DataDir: dir, BindAddress: "127.0.0.1", SecurePort: port, AdvertiseAddress: "127.0.0.1",
 		KubeconfigPath: kubeconfig, EtcdClientPort: freePort(t), EtcdPeerPort: freePort(t),
-		// The API alone: these tests check the server's own behaviour
-		// (for example that a deleted namespace stays Terminating).
-		DisableControllers: []string{"*"}, DisableScheduler: true,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	edit(&cfg)
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -225,8 +225,11 @@ func (s *Store) watch(ctx context.Context, rev int64) error {
 	s.watchMu.Lock()
 	s.watchCtx = wctx
 	s.watchMu.Unlock()
+	// No WithPrevKV: etcd would read every changed key's previous value
+	// back from its backend to send it along, and only a deletion needs
+	// it, which the cache holds (it has applied every change before).
 	wch := s.client.Watch(wctx, s.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1),
-		clientv3.WithPrevKV(), clientv3.WithProgressNotify())
+		clientv3.WithProgressNotify())
 	bookmarks := time.NewTicker(bookmarkInterval)
 	defer bookmarks.Stop()
 	for {
@@ -276,7 +279,8 @@ func (s *Store) dispatch(ev *clientv3.Event) {
 		}
 		r.apply(it, false)
 	case mvccpb.DELETE:
-		// The deleted object is the previous state at the deletion revision.
+		// The deleted object is the previous state at the deletion
+		// revision: the cached one, unless etcd sent it along.
 		if ev.PrevKv == nil {
 			r.applyDelete(string(ev.Kv.Key), rev)
 			return

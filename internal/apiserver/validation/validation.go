@@ -2,6 +2,7 @@ package validation
 
 import (
 	"fmt"
+	"reflect"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -292,7 +293,7 @@ func ValidateStatusUpdate(obj, old runtime.Object) field.ErrorList {
 // runs before every update: the object's metadata is valid on its own and
 // its immutable parts did not change.
 func validateCommonUpdate(obj, old runtime.Object) (field.ErrorList, error) {
-	if fmt.Sprintf("%T", obj) != fmt.Sprintf("%T", old) {
+	if reflect.TypeOf(obj) != reflect.TypeOf(old) {
 		return nil, fmt.Errorf("cannot update a %T with a %T", old, obj)
 	}
 	m, namespaced, err := objectMeta(obj)
