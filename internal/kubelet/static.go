@@ -396,7 +396,11 @@ func (k *Kubelet) createMirrorPod(ctx context.Context, pod *corev1.Pod) (bool, e
 	m.Annotations[annotationMirror] = string(pod.UID)
 	m.Annotations[annotationSeen] = k.clock.Now().UTC().Format(time.RFC3339Nano)
 	m.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID, Controller: ptr.To(true)}}
-	if _, err := k.client.CoreV1().Pods(m.Namespace).Create(ctx, m, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	_, err := k.client.CoreV1().Pods(m.Namespace).Create(ctx, m, metav1.CreateOptions{})
+	switch {
+	case apierrors.IsAlreadyExists(err):
+		return true, nil // the cache lags, or a pod that is no mirror pod has the name
+	case err != nil:
 		return false, err
 	}
 	k.log.Info("mirror pod created", "pod", m.Namespace+"/"+m.Name)
