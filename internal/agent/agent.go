@@ -48,6 +48,9 @@ type Config struct {
 	ClusterDomain string
 	// FileCheckFrequency is how often StaticPodPath is read (20 s).
 	FileCheckFrequency time.Duration
+	// SyncFrequency is how often running pods are synced without an
+	// event (1 min).
+	SyncFrequency time.Duration
 	// EvictionHard are the hard eviction thresholds ("" for upstream's).
 	EvictionHard string
 	// FlannelBackend is the runc node's backend between nodes (see
@@ -125,7 +128,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			Capacity: a.cfg.Capacity, DataDir: a.cfg.DataDir, RegistriesFile: a.cfg.RegistriesFile,
 			CgroupRoot: a.cfg.CgroupRoot, ClusterCIDR: a.cfg.ClusterCIDR, Logger: a.log,
 			ClusterCA: rc.TLSClientConfig.CAData, StaticPodPath: a.cfg.StaticPodPath,
-			FileCheckFrequency: a.cfg.FileCheckFrequency, EvictionHard: a.cfg.EvictionHard,
+			FileCheckFrequency: a.cfg.FileCheckFrequency, SyncFrequency: a.cfg.SyncFrequency, EvictionHard: a.cfg.EvictionHard,
 			ClusterDNS: a.cfg.ClusterDNS, ClusterDomain: a.cfg.ClusterDomain, FlannelBackend: a.cfg.FlannelBackend,
 			DisableProxy: a.cfg.DisableProxy, ProxyMode: a.cfg.ProxyMode, DisableNetworkPolicy: a.cfg.DisableNetworkPolicy,
 		})

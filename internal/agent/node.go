@@ -71,6 +71,9 @@ type NodeConfig struct {
 	StaticPodPath string
 	// FileCheckFrequency is how often StaticPodPath is read (20 s).
 	FileCheckFrequency time.Duration
+	// SyncFrequency is how often running pods are synced without an
+	// event (1 min), which refreshes their projected volumes.
+	SyncFrequency time.Duration
 	// EvictionHard are the hard eviction thresholds in upstream's
 	// --eviction-hard syntax; empty means upstream's defaults.
 	EvictionHard string
@@ -218,7 +221,7 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 		PodMemoryUsage: stats.PodMemoryUsage,
 		ClusterDNS:     cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
 		PodsDir:       filepath.Join(cfg.DataDir, "pods"),
-		StaticPodPath: cfg.StaticPodPath, FileCheckFrequency: cfg.FileCheckFrequency,
+		StaticPodPath: cfg.StaticPodPath, FileCheckFrequency: cfg.FileCheckFrequency, SyncFrequency: cfg.SyncFrequency,
 		Capacity: cfg.Capacity, Allocatable: allocatable(cfg.Capacity, thresholds), Labels: cfg.Labels, Taints: cfg.Taints,
 		KubeletVersion: kubeletVersion(), OSImage: osImage(), KernelVersion: kernelVersion(),
 		Logger: log,

@@ -26,6 +26,7 @@ type agentFlags struct {
 	disableProxy, disableNetworkPolicy                       bool
 	proxyMode                                                string
 	fileCheckFrequency                                       time.Duration
+	syncFrequency                                            time.Duration
 }
 
 // joinFlags are the flags every command that joins a server shares.
@@ -110,7 +111,7 @@ func newAgentCommand(streams Streams) *cobra.Command {
 				Join: f.join.config(), Runtime: f.runtime, NodeName: f.nodeName, NodeIP: f.nodeIP,
 				Labels: labels, Taints: taints, Logger: logger,
 				DataDir: f.dataDir, RegistriesFile: f.registries, CgroupRoot: f.cgroupRoot, ClusterCIDR: f.clusterCIDR, StaticPodPath: f.staticPods,
-				FileCheckFrequency: f.fileCheckFrequency, EvictionHard: f.evictionHard,
+				FileCheckFrequency: f.fileCheckFrequency, SyncFrequency: f.syncFrequency, EvictionHard: f.evictionHard,
 				ClusterDNS: commaList(f.clusterDNS), ClusterDomain: f.clusterDomain, FlannelBackend: f.flannelBackend,
 				DisableProxy: f.disableProxy, ProxyMode: f.proxyMode, DisableNetworkPolicy: f.disableNetworkPolicy,
 			})
@@ -127,6 +128,7 @@ func newAgentCommand(streams Streams) *cobra.Command {
 	fl.StringVar(&f.registries, "private-registry", agent.DefaultRegistriesFile, "registries.yaml: registry mirrors and credentials")
 	fl.StringVar(&f.cgroupRoot, "cgroup-root", agent.DefaultCgroupRoot, "cgroup the node's pods are created under")
 	fl.DurationVar(&f.fileCheckFrequency, "file-check-frequency", kubelet.DefaultFileCheckFrequency, "how often the static pod directory is read")
+	fl.DurationVar(&f.syncFrequency, "sync-frequency", kubelet.DefaultSyncFrequency, "how often running pods are synced again without an event, which refreshes their configMap, secret and downward API volumes")
 	fl.StringVar(&f.evictionHard, "eviction-hard", agent.DefaultEvictionHard, "hard eviction thresholds: the node reports pressure and evicts pods below them")
 	fl.StringVar(&f.staticPods, "pod-manifest-path", agent.DefaultStaticPodPath, "directory of static pod manifests (\"-\" for none)")
 	fl.StringVar(&f.clusterCIDR, "cluster-cidr", agent.DefaultClusterCIDR, "pod network of the whole cluster, as the server's --cluster-cidr")

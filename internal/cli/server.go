@@ -54,6 +54,7 @@ type serverFlags struct {
 	privateRegistry, cgroupRoot string
 	staticPods                  string
 	fileCheckFrequency          time.Duration
+	syncFrequency               time.Duration
 	evictionHard                string
 	flannelBackend              string
 	disableProxy                bool
@@ -92,7 +93,7 @@ func newServerCommand(streams Streams) *cobra.Command {
 				}
 				node = &agent.NodeConfig{NodeName: f.nodeName, NodeIP: f.nodeIP, Labels: labels, Taints: taints,
 					RegistriesFile: f.privateRegistry, CgroupRoot: f.cgroupRoot, StaticPodPath: f.staticPods,
-					FileCheckFrequency: f.fileCheckFrequency, EvictionHard: f.evictionHard,
+					FileCheckFrequency: f.fileCheckFrequency, SyncFrequency: f.syncFrequency, EvictionHard: f.evictionHard,
 					ClusterDNS: commaList(f.clusterDNS), ClusterDomain: f.clusterDomain, FlannelBackend: f.flannelBackend,
 					DisableProxy: f.disableProxy, ProxyMode: f.proxyMode, DisableNetworkPolicy: f.disableNetworkPolicy}
 			}
@@ -174,6 +175,7 @@ func newServerCommand(streams Streams) *cobra.Command {
 	fl.StringVar(&f.privateRegistry, "private-registry", agent.DefaultRegistriesFile, "registries.yaml: registry mirrors and credentials")
 	fl.StringVar(&f.cgroupRoot, "cgroup-root", agent.DefaultCgroupRoot, "cgroup the node's pods are created under")
 	fl.DurationVar(&f.fileCheckFrequency, "file-check-frequency", kubelet.DefaultFileCheckFrequency, "how often the static pod directory is read")
+	fl.DurationVar(&f.syncFrequency, "sync-frequency", kubelet.DefaultSyncFrequency, "how often running pods are synced again without an event, which refreshes their configMap, secret and downward API volumes")
 	fl.StringVar(&f.evictionHard, "eviction-hard", agent.DefaultEvictionHard, "hard eviction thresholds of this server's node: it reports pressure and evicts pods below them")
 	fl.StringVar(&f.staticPods, "pod-manifest-path", agent.DefaultStaticPodPath, "directory of static pod manifests of this server's node (\"-\" for none)")
 	fl.BoolVar(&f.disableProxy, "disable-kube-proxy", false, "run no service proxy on the server's own node")

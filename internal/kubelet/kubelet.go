@@ -25,6 +25,7 @@ const (
 	DefaultStatusUpdateFrequency = 10 * time.Second
 	DefaultStatusReportFrequency = 5 * time.Minute
 	DefaultRelistPeriod          = time.Second
+	DefaultSyncFrequency         = time.Minute
 	defaultWorkers               = 16
 )
 
@@ -60,6 +61,10 @@ type Config struct {
 	StaticPodPath string
 	// FileCheckFrequency is how often StaticPodPath is read (20 s).
 	FileCheckFrequency time.Duration
+	// SyncFrequency is how often a running pod is synced again without an
+	// event (upstream's syncFrequency, 1 min): its configMap, secret,
+	// downward API and projected volumes are refreshed then.
+	SyncFrequency time.Duration
 	// PodsDir holds the pods' volumes (PodsDir/<uid>/volumes/...); empty
 	// for a runtime without volumes (the simulated one).
 	PodsDir string
@@ -131,6 +136,7 @@ func (c *Config) setDefaults() error {
 		{&c.StatusUpdateFrequency, DefaultStatusUpdateFrequency},
 		{&c.StatusReportFrequency, DefaultStatusReportFrequency},
 		{&c.RelistPeriod, DefaultRelistPeriod},
+		{&c.SyncFrequency, DefaultSyncFrequency},
 	} {
 		if *d.v <= 0 {
 			*d.v = d.def

@@ -165,8 +165,8 @@ func (k *Kubelet) syncPod(ctx context.Context, pod *corev1.Pod) (time.Duration, 
 		if _, err := k.volumes.Setup(ctx, pod); err != nil {
 			k.log.Info("refreshing volumes failed", "pod", pod.Namespace+"/"+pod.Name, "err", err)
 		}
-		if requeue == 0 || volumeResync < requeue {
-			requeue = volumeResync
+		if requeue == 0 || k.cfg.SyncFrequency < requeue {
+			requeue = k.cfg.SyncFrequency
 		}
 	}
 	return requeue, nil
@@ -577,10 +577,6 @@ func (k *Kubelet) cleanup(ctx context.Context, uid string) error {
 	k.mu.Unlock()
 	return nil
 }
-
-// volumeResync is how often a running pod's projected volumes are
-// refreshed, upstream's one-minute sync period.
-const volumeResync = time.Minute
 
 // hasRefreshedVolumes reports whether a pod has volumes whose content
 // follows API objects.

@@ -392,8 +392,8 @@ func TestRealConfigMapAndSecret(t *testing.T) {
 	}
 
 	applyYAML(t, c, fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg, namespace: %s}\ndata: {color: green, size: large}\n", ns))
-	// Upstream's kubelet refreshes the files within its sync period (one
-	// minute) plus the cache's TTL.
+	// The kubelet refreshes the files within its sync period (upstream's
+	// minute; the framework's nodes use --sync-frequency 5s).
 	framework.WaitFor(t, 90*time.Second, func() (bool, string) {
 		got := exec("cat", "/etc/cfg/color")
 		return got == "green", fmt.Sprintf("/etc/cfg/color: got %q, want green after the update", got)
