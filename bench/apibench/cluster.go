@@ -422,7 +422,7 @@ func deployRows(ctx context.Context, o *options, spawn func(string) (*child, err
 		}
 	}
 	fmt.Fprintf(rep.log, "  idle %s before reading memory and CPU\n", co.clusterIdleAfter)
-	if err := sleepOrDone(ctx, c, co.clusterIdleAfter); err != nil {
+	if err := settle(ctx, c, co.clusterIdleAfter, rep.log); err != nil {
 		return err
 	}
 	cpu0 = sampleCPU(c.pid())
@@ -440,20 +440,47 @@ func deployRows(ctx context.Context, o *options, spawn func(string) (*child, err
 	rep.add(result{name: fmt.Sprintf("control plane CPU, idle, %d nodes and %d pods", co.deployNodes, co.clusterPods),
 		shown: fmt.Sprintf("%.1f%% of a core", idle), value: idle, target: 10, tshown: "<= 10% of a core",
 		detail: "30 s, after " + co.clusterIdleAfter.String() + " of settling; the simulated nodes renew their leases meanwhile; " + cpuUse(cpu0, cpu1)})
+	if o.serverHeapProfile != "" {
+		fmt.Fprintf(rep.log, "  server heap profile to %s\n", o.serverHeapProfile)
+		if err := cl.saveProfile(ctx, "heap?gc=1", o.serverHeapProfile); err != nil {
+			return fmt.Errorf("server heap profile: %w", err)
+		}
+	}
 	if o.serverProfile != "" {
 		// After the timed window, so that profiling does not count in it.
 		fmt.Fprintf(rep.log, "  30 s server CPU profile to %s\n", o.serverProfile)
-		if err := cl.saveProfile(ctx, o.serverProfile, 30*time.Second); err != nil {
+		if err := cl.saveProfile(ctx, "profile?seconds=30", o.serverProfile); err != nil {
 			return fmt.Errorf("server CPU profile: %w", err)
 		}
 	}
 	return nil
 }
 
-// saveProfile fetches a CPU profile of the server over d from its
-// /debug/pprof/profile (the admin may read it) and writes it to path.
-func (c *client) saveProfile(ctx context.Context, path string, d time.Duration) error {
-	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", c.base, int(d.Seconds()))
+// settle waits d, printing the server's memory and CPU every 15 s, so a
+// run shows how fast both come down after the load.
+func settle(ctx context.Context, c *child, d time.Duration, log io.Writer) error {
+	const step = 15 * time.Second
+	t0 := time.Now()
+	last := sampleCPU(c.pid())
+	for left := d; left > 0; left -= step {
+		if err := sleepOrDone(ctx, c, min(step, left)); err != nil {
+			return err
+		}
+		now := sampleCPU(c.pid())
+		if m, err := c.readMemory(); err == nil {
+			fmt.Fprintf(log, "    %3.0fs: RSS %s (anonymous %s), server CPU %.1f%% of a core\n",
+				time.Since(t0).Seconds(), mib(m.rss), mib(m.anon),
+				(now.server-last.server).Seconds()/now.at.Sub(last.at).Seconds()*100)
+		}
+		last = now
+	}
+	return nil
+}
+
+// saveProfile fetches the server's /debug/pprof/<which> (the admin may read
+// it, for example "heap" or "profile?seconds=30") and writes it to path.
+func (c *client) saveProfile(ctx context.Context, which, path string) error {
+	url := c.base + "/debug/pprof/" + which
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
@@ -468,7 +495,7 @@ func (c *client) saveProfile(ctx context.Context, path string, d time.Duration) 
 		return err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET /debug/pprof/profile: HTTP %d: %.200s", resp.StatusCode, body)
+		return fmt.Errorf("GET /debug/pprof/%s: HTTP %d: %.200s", which, resp.StatusCode, body)
 	}
 	return os.WriteFile(path, body, 0o644)
 }

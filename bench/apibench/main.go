@@ -67,8 +67,11 @@ type options struct {
 	// serverProfile, if set, is where a CPU profile of the server during
 	// the whole-cluster idle phase is written.
 	serverProfile string
-	rate          float64
-	cluster       clusterOptions
+	// serverHeapProfile, if set, is where the server's heap profile is
+	// written after the whole-cluster memory row.
+	serverHeapProfile string
+	rate              float64
+	cluster           clusterOptions
 }
 
 // selected reports whether a measurement runs: every API measurement by
@@ -127,6 +130,7 @@ func parseFlags(args []string, errOut io.Writer) (*options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "upper bound on the whole run")
 	fs.Float64Var(&o.rate, "rate", 0, "total requests per second for create, update and get, spread over the clients; 0: closed loop, each client sends as soon as its last request returned")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the benchmark client (not the server) to this file")
+	fs.StringVar(&o.serverHeapProfile, "server-heapprofile", "", "write the server's heap profile, taken right after the memory row of cluster-rss, to this file")
 	fs.StringVar(&o.serverProfile, "server-cpuprofile", "", "write a 30 s CPU profile of the server, taken right after the idle CPU row of cluster-rss, to this file")
 	var schedNodes string
 	fs.StringVar(&schedNodes, "sched-nodes", "1000,5000", "simulated node counts for the scheduler throughput rows")

@@ -303,6 +303,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { keepGCHeadroom(gctx, s.log); return nil })
 	storeCtx, stopStore := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopStore()
 	storeDone := make(chan error, 1)

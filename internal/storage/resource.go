@@ -30,7 +30,7 @@ type Item struct {
 	// shared: never modify it.
 	Proto  []byte
 	Labels labels.Set
-	Fields fields.Set
+	Fields fieldValues
 
 	json derived
 }
@@ -85,6 +85,7 @@ type Resource struct {
 	events   []*change // ring buffer
 	head, n  int
 	watchers map[*Watcher]struct{}
+	keys     fieldKeys // shared by the items' Fields
 }
 
 // Config returns the configuration the resource was registered with.
@@ -158,15 +159,17 @@ func (r *Resource) itemFromKV(key, value []byte, rv int64) (*Item, error) {
 		return nil, err
 	}
 	it := &Item{Key: string(key), Namespace: acc.GetNamespace(), Name: acc.GetName(), RV: rv, Proto: pb}
+	var set fields.Set
 	if r.cfg.Attrs != nil {
-		it.Labels, it.Fields = r.cfg.Attrs(obj)
+		it.Labels, set = r.cfg.Attrs(obj)
 	} else {
 		it.Labels = acc.GetLabels()
-		it.Fields = fields.Set{"metadata.name": it.Name}
+		set = fields.Set{"metadata.name": it.Name}
 		if r.cfg.Namespaced {
-			it.Fields["metadata.namespace"] = it.Namespace
+			set["metadata.namespace"] = it.Namespace
 		}
 	}
+	it.Fields = r.keys.values(set)
 	return it, nil
 }
 
