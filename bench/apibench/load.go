@@ -23,6 +23,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -72,6 +73,12 @@ func newClient(kubeconfig, contentType string) (*client, error) {
 
 // rawGet fetches path with the shared client and returns the body size.
 func (c *client) rawGet(ctx context.Context, path string) (int, error) {
+	n, err := c.rawGetTo(ctx, path, io.Discard)
+	return int(n), err
+}
+
+// rawGetTo fetches path as JSON with the shared client into w.
+func (c *client) rawGetTo(ctx context.Context, path string, w io.Writer) (int64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
 	if err != nil {
 		return 0, err
@@ -82,14 +89,14 @@ func (c *client) rawGet(ctx context.Context, path string) (int, error) {
 		return 0, err
 	}
 	defer func() { _ = resp.Body.Close() }()
-	n, err := io.Copy(io.Discard, resp.Body)
+	n, err := io.Copy(w, resp.Body)
 	if err != nil {
-		return int(n), err
+		return n, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return int(n), fmt.Errorf("GET %s: HTTP %d", path, resp.StatusCode)
+		return n, fmt.Errorf("GET %s: HTTP %d", path, resp.StatusCode)
 	}
-	return int(n), nil
+	return n, nil
 }
 
 // ensureNamespace creates the benchmark namespace if it is not there.
@@ -365,6 +372,28 @@ func listRaw(ctx context.Context, c *client, runs int) (listResult, error) {
 		}
 		res.samples = append(res.samples, d)
 		res.bytes = n
+	}
+	return res, nil
+}
+
+// listDecode fetches the namespace's pods once as JSON and then times
+// client-go's decoding of those bytes into a PodList, runs times, with no
+// server involved: the client's share of the JSON LIST rows.
+func listDecode(ctx context.Context, c *client, runs int) (listResult, error) {
+	var body bytes.Buffer
+	if _, err := c.rawGetTo(ctx, "/api/v1/namespaces/"+benchNamespace+"/pods", &body); err != nil {
+		return listResult{}, err
+	}
+	res := listResult{bytes: body.Len()}
+	dec := scheme.Codecs.UniversalDeserializer()
+	for range runs {
+		var list corev1.PodList
+		t0 := time.Now()
+		if _, _, err := dec.Decode(body.Bytes(), nil, &list); err != nil {
+			return res, fmt.Errorf("decode the list: %w", err)
+		}
+		res.samples = append(res.samples, time.Since(t0))
+		res.items = len(list.Items)
 	}
 	return res, nil
 }

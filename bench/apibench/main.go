@@ -524,6 +524,13 @@ func loadRuns(ctx context.Context, o *options, spawn func(string) (*child, error
 			s := summarize(l.samples)
 			rep.add(latencyRow(name, s.p50, 300, fmt.Sprintf("%d runs, max %s; %d items; %s", s.n, ms(s.max), l.items, seen)))
 		}
+		name = fmt.Sprintf("list %d pods, client-go's JSON decoding alone (no server), median", o.pods)
+		if l, err = listDecode(ctx, cl, o.listRuns); err != nil {
+			rep.fail(name, "<= 300 ms", err)
+		} else {
+			s := summarize(l.samples)
+			rep.add(latencyRow(name, s.p50, 300, fmt.Sprintf("%d runs, max %s; %d items from a %.1f MiB body fetched once; the floor under the JSON row", s.n, ms(s.max), l.items, float64(l.bytes)/(1<<20))))
+		}
 		name = fmt.Sprintf("list %d pods, plain HTTP (body read, not decoded), median", o.pods)
 		seen = observe("LIST", func() { l, err = listRaw(ctx, cl, o.listRuns) })
 		if err != nil {

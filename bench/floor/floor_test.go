@@ -1,10 +1,12 @@
-// Package idlefloor measures what 100 durable writes a second cost on this
-// machine before any Kubernetes logic: the floor under the control plane's
-// idle CPU with 1,000 nodes, whose node agents renew a Lease every 10 s
-// each (upstream's kubelet interval), so the API server writes one Lease
-// to etcd every 10 ms.
+// Package floor measures what storing and serving cost on this machine
+// before any Kubernetes logic: floors under targets that the API server's
+// own benchmarks miss. BenchmarkClosedLoopFloor (closedloop_test.go) is the
+// floor under the closed-loop latency rows; BenchmarkIdleFloor, here, the
+// floor under the control plane's idle CPU with 1,000 nodes, whose node
+// agents renew a Lease every 10 s each (upstream's kubelet interval), so
+// the API server writes one Lease to etcd every 10 ms.
 //
-//	go test -run '^$' -bench IdleFloor -benchtime 1x ./bench/idlefloor/
+//	go test -run '^$' -bench IdleFloor -benchtime 1x ./bench/floor/
 //
 // Each figure is the CPU of a child process (this test binary run again)
 // over IDLEFLOOR_SECONDS (default 30) after 5 s of warm-up, in percent of
@@ -25,7 +27,7 @@
 // IDLEFLOOR_MODES (comma-separated) runs some of them only.
 //
 // See docs/performance.md for the figures.
-package idlefloor
+package floor
 
 import (
 	"bytes"
@@ -72,7 +74,7 @@ const (
 func TestMain(m *testing.M) {
 	if mode := os.Getenv(childEnv); mode != "" {
 		if err := runChild(mode, os.Getenv(childAddr)); err != nil {
-			fmt.Fprintln(os.Stderr, "idlefloor child:", err)
+			fmt.Fprintln(os.Stderr, "floor child:", err)
 			os.Exit(1)
 		}
 		os.Exit(0)
@@ -110,6 +112,28 @@ func BenchmarkIdleFloor(b *testing.B) {
 func measureChild(b *testing.B, mode string, window time.Duration) float64 {
 	ctx, cancel := context.WithTimeout(b.Context(), window+2*time.Minute)
 	defer cancel()
+	pid, addr := startChild(ctx, b, mode)
+	stop := make(chan struct{})
+	defer close(stop)
+	if addr != "" {
+		go sendRequests(ctx, b, addr, stop)
+	}
+	// The child starts etcd and writes every key first.
+	if !sleepCtx(ctx, warmup+5*time.Second) {
+		b.Fatal(ctx.Err())
+	}
+	c0, t0 := cpuOf(b, pid), time.Now()
+	if !sleepCtx(ctx, window) {
+		b.Fatal(ctx.Err())
+	}
+	c1, t1 := cpuOf(b, pid), time.Now()
+	return (c1 - c0).Seconds() / t1.Sub(t0).Seconds() * 100
+}
+
+// startChild starts this test binary again as a child in mode and returns
+// its PID and, for the HTTPS modes, its address. The child ends when the
+// test does.
+func startChild(ctx context.Context, b *testing.B, mode string) (int, string) {
 	addr := ""
 	if strings.HasPrefix(mode, "https") {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -122,7 +146,7 @@ func measureChild(b *testing.B, mode string, window time.Duration) float64 {
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+mode, childAddr+"="+addr, "TMPDIR="+b.TempDir())
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	// The child runs until its stdin closes: when this returns, or when
+	// The child runs until its stdin closes: when the test ends, or when
 	// this process dies.
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -131,47 +155,42 @@ func measureChild(b *testing.B, mode string, window time.Duration) float64 {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	defer func() {
+	b.Cleanup(func() {
 		_ = stdin.Close()
 		_ = cmd.Wait()
-	}()
-	stop := make(chan struct{})
-	defer close(stop)
-	if addr != "" {
-		go sendRequests(ctx, b, addr, stop)
+	})
+	return cmd.Process.Pid, addr
+}
+
+// newHTTPClient is an HTTP/2 client of the child's throwaway certificate
+// that first waits, at most 5 s, for the child to serve.
+func newHTTPClient(ctx context.Context, addr string) (*http.Client, error) {
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true} //nolint:gosec // a throwaway certificate on loopback
+	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	for i := 0; ; i++ {
+		resp, err := hc.Get("https://" + addr + "/healthz")
+		if err == nil {
+			_ = resp.Body.Close()
+			return hc, nil
+		}
+		if i == 100 || !sleepCtx(ctx, 50*time.Millisecond) {
+			tr.CloseIdleConnections()
+			return nil, fmt.Errorf("child did not serve: %w", err)
+		}
 	}
-	// The child starts etcd and writes every key first.
-	if !sleepCtx(ctx, warmup+5*time.Second) {
-		b.Fatal(ctx.Err())
-	}
-	c0, t0 := cpuOf(b, cmd.Process.Pid), time.Now()
-	if !sleepCtx(ctx, window) {
-		b.Fatal(ctx.Err())
-	}
-	c1, t1 := cpuOf(b, cmd.Process.Pid), time.Now()
-	return (c1 - c0).Seconds() / t1.Sub(t0).Seconds() * 100
 }
 
 // sendRequests PUTs a Lease-sized body to addr rate times a second on one
 // HTTP/2 connection until stop closes, each to the path of one of leases
 // keys in turn.
 func sendRequests(ctx context.Context, b *testing.B, addr string, stop <-chan struct{}) {
-	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true} //nolint:gosec // a throwaway certificate on loopback
-	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	body := leaseBytes(b, 0)
-	// The server may take a moment to listen.
-	for i := 0; ; i++ {
-		resp, err := hc.Get("https://" + addr + "/healthz")
-		if err == nil {
-			_ = resp.Body.Close()
-			break
-		}
-		if i == 100 || !sleepCtx(ctx, 50*time.Millisecond) {
-			b.Errorf("child did not serve: %v", err)
-			return
-		}
+	hc, err := newHTTPClient(ctx, addr)
+	if err != nil {
+		b.Error(err)
+		return
 	}
+	defer hc.CloseIdleConnections()
+	body := leaseBytes(b, 0)
 	tick := time.NewTicker(time.Second / rate)
 	defer tick.Stop()
 	for i := 0; ; i++ {
@@ -205,7 +224,7 @@ func runChild(mode, addr string) error {
 	var cl *clientv3.Client
 	revs := &revisions{rev: map[string]int64{}}
 	if strings.Contains(mode, "etcd") {
-		dir, err := os.MkdirTemp("", "idlefloor-etcd-")
+		dir, err := os.MkdirTemp("", "floor-etcd-")
 		if err != nil {
 			return err
 		}
@@ -250,6 +269,7 @@ func runChild(mode, addr string) error {
 			}
 		}
 	case "https", "https+etcd":
+		pod := podBody()
 		cert, err := selfSigned()
 		if err != nil {
 			return err
@@ -265,11 +285,13 @@ func runChild(mode, addr string) error {
 					return
 				}
 				if cl != nil && r.Method == http.MethodPut {
-					key := "/registry/leases/kube-node-lease/" + r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
-					if err := revs.casPut(r.Context(), cl, key, body); err != nil {
+					if err := revs.casPut(r.Context(), cl, storageKey(r.URL.Path), body); err != nil {
 						http.Error(w, err.Error(), http.StatusInternalServerError)
 						return
 					}
+				}
+				if r.Method == http.MethodGet {
+					body = pod
 				}
 				w.Header().Set("Content-Type", "application/vnd.kubernetes.protobuf")
 				_, _ = w.Write(body)
@@ -312,6 +334,17 @@ func (r *revisions) casPut(ctx context.Context, cl *clientv3.Client, key string,
 }
 
 func leaseKey(i int) string { return fmt.Sprintf("/registry/leases/kube-node-lease/node-%d", i) }
+
+// storageKey is where the API server stores the object of a request path
+// .../namespaces/NS/RESOURCE/NAME: /registry/RESOURCE/NS/NAME.
+func storageKey(path string) string {
+	seg := strings.Split(path, "/")
+	if len(seg) < 3 {
+		return "/registry" + path
+	}
+	n := len(seg)
+	return "/registry/" + seg[n-2] + "/" + seg[n-3] + "/" + seg[n-1]
+}
 
 // leaseBytes is a node's Lease as the API server stores it: protobuf in
 // Kubernetes' envelope, with the managedFields entry the node's updates
@@ -373,7 +406,7 @@ func selfSigned() (tls.Certificate, error) {
 		return tls.Certificate{}, err
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "idlefloor"},
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "floor"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
 	}
