@@ -62,7 +62,7 @@ func keepGCHeadroom(ctx context.Context, log *slog.Logger) {
 		case <-t.C:
 		}
 		metrics.Read(samples)
-		if samples[0].Value.Kind() != metrics.KindUint64 || samples[1].Value.Uint64() == cycles {
+		if samples[0].Value.Kind() != metrics.KindUint64 || samples[1].Value.Kind() != metrics.KindUint64 || samples[1].Value.Uint64() == cycles {
 			continue
 		}
 		cycles = samples[1].Value.Uint64()

@@ -38,14 +38,13 @@ type fieldKeys struct{ last atomic.Pointer[[]string] }
 
 // values returns set as fieldValues.
 func (k *fieldKeys) values(set fields.Set) fieldValues {
-	keys := make([]string, 0, len(set))
-	for key := range set {
-		keys = append(keys, key)
-	}
-	slices.Sort(keys)
-	if last := k.last.Load(); last != nil && slices.Equal(*last, keys) {
-		keys = *last
-	} else {
+	keys := k.shared(set)
+	if keys == nil {
+		keys = make([]string, 0, len(set))
+		for key := range set {
+			keys = append(keys, key)
+		}
+		slices.Sort(keys)
 		k.last.Store(&keys)
 	}
 	vals := make([]string, len(keys))
@@ -53,4 +52,19 @@ func (k *fieldKeys) values(set fields.Set) fieldValues {
 		vals[i] = set[key]
 	}
 	return fieldValues{keys: keys, vals: vals}
+}
+
+// shared returns the last keys handed out if they are exactly set's, and
+// nil if not.
+func (k *fieldKeys) shared(set fields.Set) []string {
+	last := k.last.Load()
+	if last == nil || len(*last) != len(set) {
+		return nil
+	}
+	for _, key := range *last {
+		if _, ok := set[key]; !ok {
+			return nil
+		}
+	}
+	return *last
 }

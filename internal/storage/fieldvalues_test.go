@@ -39,6 +39,10 @@ func TestFieldValues(t *testing.T) {
 	if c.Has("spec.nodeName") || c.Get("metadata.name") != "c" || len(c.keys) != 1 {
 		t.Errorf("an object with other fields: %+v", c)
 	}
+	d := keys.values(fields.Set{"metadata.name": "d", "spec.nodeName": "node-2", "status.podIP": "10.0.0.1"})
+	if d.Has("status.phase") || d.Get("status.podIP") != "10.0.0.1" || d.Get("spec.nodeName") != "node-2" {
+		t.Errorf("an object with as many but other fields: %+v", d)
+	}
 	if !a.Has("spec.nodeName") || a.Get("spec.nodeName") != "node-1" {
 		t.Errorf("a lost its values when c brought other keys: %+v", a)
 	}
