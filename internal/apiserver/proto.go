@@ -70,12 +70,24 @@ func apiVersionLen(gvk schema.GroupVersionKind) int {
 
 // protoEnvelopeSize is the size of protoEnvelope(gvk, raw).
 func protoEnvelopeSize(gvk schema.GroupVersionKind, raw []byte) int {
+	return protoEnvelopeHeadSize(gvk, len(raw)) + len(raw)
+}
+
+// protoEnvelopeHeadSize is the size of the envelope's bytes before a
+// message of n bytes.
+func protoEnvelopeHeadSize(gvk schema.GroupVersionKind, n int) int {
 	return len(protoMagic) + protowire.SizeTag(unknownTypeMeta) + protowire.SizeBytes(typeMetaSize(gvk)) +
-		protowire.SizeTag(unknownRaw) + protowire.SizeBytes(len(raw))
+		protowire.SizeTag(unknownRaw) + protowire.SizeVarint(uint64(n))
 }
 
 // appendProtoEnvelope appends protoEnvelope(gvk, raw) to b.
 func appendProtoEnvelope(b []byte, gvk schema.GroupVersionKind, raw []byte) []byte {
+	return append(appendProtoEnvelopeHead(b, gvk, len(raw)), raw...)
+}
+
+// appendProtoEnvelopeHead appends the envelope's bytes that come before a
+// message of n bytes.
+func appendProtoEnvelopeHead(b []byte, gvk schema.GroupVersionKind, n int) []byte {
 	b = append(b, protoMagic...)
 	b = protowire.AppendTag(b, unknownTypeMeta, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(typeMetaSize(gvk)))
@@ -88,7 +100,7 @@ func appendProtoEnvelope(b []byte, gvk schema.GroupVersionKind, raw []byte) []by
 	b = protowire.AppendTag(b, typeMetaKind, protowire.BytesType)
 	b = protowire.AppendString(b, gvk.Kind)
 	b = protowire.AppendTag(b, unknownRaw, protowire.BytesType)
-	return protowire.AppendBytes(b, raw)
+	return protowire.AppendVarint(b, uint64(n))
 }
 
 // itemProto returns a stored item's protobuf message: the store keeps
@@ -141,7 +153,8 @@ func (c *call) protoObject(obj runtime.Object) ([]byte, schema.GroupVersionKind,
 	return msg, c.ep.gvk, err
 }
 
-// writeProtoList writes the list message made of msgs.
+// writeProtoList writes the enveloped list message made of msgs, spliced
+// into the response as it goes.
 func (c *call) writeProtoList(lm metav1.ListMeta, msgs [][]byte) error {
 	lmb, err := lm.Marshal()
 	if err != nil {
@@ -151,19 +164,23 @@ func (c *call) writeProtoList(lm metav1.ListMeta, msgs [][]byte) error {
 	for _, m := range msgs {
 		size += protowire.SizeTag(listItemsField) + protowire.SizeBytes(len(m))
 	}
-	raw := make([]byte, 0, size)
-	raw = protowire.AppendTag(raw, listMetaField, protowire.BytesType)
-	raw = protowire.AppendBytes(raw, lmb)
-	for _, m := range msgs {
-		raw = protowire.AppendTag(raw, listItemsField, protowire.BytesType)
-		raw = protowire.AppendBytes(raw, m)
-	}
 	gvk := c.ep.gvk
 	if c.isPartial() {
 		gvk = partialGVK
 	}
 	gvk.Kind += "List"
-	writeBytes(c.w, http.StatusOK, protobufType, protoEnvelope(gvk, raw))
+	head := appendProtoEnvelopeHead(nil, gvk, size)
+	head = protowire.AppendTag(head, listMetaField, protowire.BytesType)
+	head = protowire.AppendBytes(head, lmb)
+	body := startSplicedBody(c.w, http.StatusOK, protobufType, protoEnvelopeHeadSize(gvk, size)+size)
+	body.write(head)
+	var tag [binary.MaxVarintLen64 + 1]byte
+	for _, m := range msgs {
+		t := protowire.AppendTag(tag[:0], listItemsField, protowire.BytesType)
+		body.write(protowire.AppendVarint(t, uint64(len(m))))
+		body.write(m)
+	}
+	body.end()
 	return nil
 }
 

@@ -534,10 +534,6 @@ func (c *call) list() error {
 // which the store keeps once made; the ones not made yet are made on every
 // core.
 func writeRawList(w http.ResponseWriter, store *storage.Resource, gvk schema.GroupVersionKind, lm metav1.ListMeta, items []*storage.Item) error {
-	head, _ := json.Marshal(struct {
-		metav1.TypeMeta `json:",inline"`
-		ListMeta        metav1.ListMeta `json:"metadata"`
-	}{metav1.TypeMeta{Kind: gvk.Kind + "List", APIVersion: gvk.GroupVersion().String()}, lm})
 	datas := make([][]byte, len(items))
 	errs := make([]error, len(items))
 	workers := min(goruntime.GOMAXPROCS(0), len(items))
@@ -552,25 +548,39 @@ func writeRawList(w http.ResponseWriter, store *storage.Resource, gvk schema.Gro
 		}()
 	}
 	wg.Wait()
-	size := len(head) + 12
-	for i := range items {
-		if errs[i] != nil {
-			return errs[i]
+	for _, err := range errs {
+		if err != nil {
+			return err
 		}
-		size += len(datas[i]) + 1
 	}
-	buf := make([]byte, 0, size)
-	buf = append(buf, head[:len(head)-1]...)
-	buf = append(buf, `,"items":[`...)
-	for i, d := range datas {
-		if i > 0 {
-			buf = append(buf, ',')
-		}
-		buf = append(buf, d...)
-	}
-	buf = append(buf, "]}"...)
-	writeBytes(w, http.StatusOK, "application/json", buf)
+	writeJSONList(w, gvk, lm, datas)
 	return nil
+}
+
+// writeJSONList writes a list spliced from its items' JSON encodings.
+func writeJSONList(w http.ResponseWriter, gvk schema.GroupVersionKind, lm metav1.ListMeta, items [][]byte) {
+	head, _ := json.Marshal(struct {
+		metav1.TypeMeta `json:",inline"`
+		ListMeta        metav1.ListMeta `json:"metadata"`
+	}{metav1.TypeMeta{Kind: gvk.Kind + "List", APIVersion: gvk.GroupVersion().String()}, lm})
+	head = append(head[:len(head)-1], `,"items":[`...) // without its closing brace
+	size := len(head) + len("]}")
+	for _, d := range items {
+		size += len(d) + len(",")
+	}
+	if len(items) > 0 {
+		size-- // no comma before the first
+	}
+	body := startSplicedBody(w, http.StatusOK, "application/json", size)
+	body.write(head)
+	for i, d := range items {
+		if i > 0 {
+			body.write([]byte{','})
+		}
+		body.write(d)
+	}
+	body.write([]byte("]}"))
+	body.end()
 }
 
 // newObjectMeta fills the fields the server owns on a new object.
