@@ -452,6 +452,13 @@ func loadRuns(ctx context.Context, o *options, spawn func(string) (*child, error
 	if err := cl.ensureNamespace(ctx); err != nil {
 		return err
 	}
+	// The server builds its OpenAPI documents in the background after
+	// every start (about half a second of CPU), and /openapi/v3 answers
+	// once they are built. The load rows measure a server that has
+	// finished starting, not requests sharing the cores with that.
+	if _, err := cl.rawGet(ctx, "/openapi/v3"); err != nil {
+		return fmt.Errorf("wait for the OpenAPI documents: %w", err)
+	}
 
 	// observe runs a phase and says how busy the cores were (the server,
 	// this client, everything else) and what the server's own latency

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -72,15 +73,17 @@ type Server struct {
 	log       *slog.Logger
 	endpoints map[schema.GroupVersionResource]*endpoint
 	storages  map[schema.GroupResource]*storage.Resource
-	// openapi is built in the background after New; openapiDone is closed
-	// when it (or openapiErr) is set.
-	openapi     *openapi.Spec
-	openapiErr  error
-	openapiDone chan struct{}
-	metrics     *metrics
-	discovery   *discovery
-	alloc       *allocator
-	inflight    chan struct{}
+	// openapi is built by BuildOpenAPI from openapiResources; openapiDone
+	// is closed when it (or openapiErr) is set.
+	openapiResources []registry.Resource
+	openapiOnce      sync.Once
+	openapi          *openapi.Spec
+	openapiErr       error
+	openapiDone      chan struct{}
+	metrics          *metrics
+	discovery        *discovery
+	alloc            *allocator
+	inflight         chan struct{}
 	// metricsSrc scrapes kubelets for the metrics.k8s.io API.
 	metricsSrc *metricsSource
 	// ready is set once the post-start bootstrap finished.
@@ -209,27 +212,31 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.openapiDone = make(chan struct{})
-	go s.buildOpenAPI(withMetricsOpenAPI(all, cfg.Scheme))
+	s.openapiResources = withMetricsOpenAPI(all, cfg.Scheme)
 	s.discovery = newDiscovery(slices.Concat(all, metricsResources()), cfg.PublicAddress)
 	s.metricsSrc = newMetricsSource(cfg.KubeletClientTLS)
 	s.alloc = newAllocator(cfg.Store.Client(), cfg.ServiceCIDR, cfg.NodePortMin, cfg.NodePortMax)
 	return s, nil
 }
 
-// buildOpenAPI generates the OpenAPI documents. Nothing needs them to
-// answer the first request, and generating them takes about half a second of
-// CPU, so it runs beside start-up instead of before it.
-func (s *Server) buildOpenAPI(all []registry.Resource) {
-	defer close(s.openapiDone)
-	start := time.Now()
-	s.openapi, s.openapiErr = openapi.New(all, s.cfg.Scheme)
-	if s.openapiErr != nil {
-		s.log.Error("build openapi", "err", s.openapiErr)
-		return
-	}
-	// The generation's garbage is large; give it back to the OS.
-	debug.FreeOSMemory()
-	s.log.Debug("openapi documents built", "elapsed", time.Since(start).Round(time.Millisecond))
+// BuildOpenAPI generates the OpenAPI documents, once; /openapi/v2 and
+// /openapi/v3 wait for it. Nothing else needs them, and generating them
+// takes about half a second of CPU, so the caller runs it once the server
+// is ready: on two cores, building them beside start-up made a restart
+// with 10,000 stored pods wait for them.
+func (s *Server) BuildOpenAPI() {
+	s.openapiOnce.Do(func() {
+		defer close(s.openapiDone)
+		start := time.Now()
+		s.openapi, s.openapiErr = openapi.New(s.openapiResources, s.cfg.Scheme)
+		if s.openapiErr != nil {
+			s.log.Error("build openapi", "err", s.openapiErr)
+			return
+		}
+		// The generation's garbage is large; give it back to the OS.
+		debug.FreeOSMemory()
+		s.log.Debug("openapi documents built", "elapsed", time.Since(start).Round(time.Millisecond))
+	})
 }
 
 // serveOpenAPI serves the documents once they are built.

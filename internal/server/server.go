@@ -408,6 +408,7 @@ func (s *Server) Run(ctx context.Context) error {
 		releaseStartupPages()
 		s.log.Info("skiff server ready", "url", fmt.Sprintf("https://%s", net.JoinHostPort(advertise, strconv.Itoa(cfg.SecurePort))),
 			"kubeconfig", cfg.KubeconfigPath, "elapsed", time.Since(start).Round(time.Millisecond))
+		api.BuildOpenAPI()
 		return nil
 	})
 	err = g.Wait()
