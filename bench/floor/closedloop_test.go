@@ -42,7 +42,7 @@ func podBody() []byte { return bytes.Repeat([]byte("p"), 5177) }
 func BenchmarkClosedLoopFloor(b *testing.B) {
 	for b.Loop() {
 		for _, tc := range []struct{ mode, method string }{{"https+etcd", http.MethodPut}, {"https", http.MethodGet}} {
-			lat, took := closedLoop(b, tc.mode, tc.method)
+			lat, took := closedLoop(b, tc.mode, tc.method, 0)
 			slices.Sort(lat)
 			p50, p99 := lat[len(lat)/2], lat[len(lat)*99/100]
 			rate := float64(len(lat)) / took.Seconds()
@@ -56,9 +56,34 @@ func BenchmarkClosedLoopFloor(b *testing.B) {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+// BenchmarkFixedRateFloor is the same load at the API benchmark's -rate
+// 200: the 50 clients start 200 requests a second in total on a fixed
+// schedule, each timed from its scheduled start, for the latency floor
+// under the create, update and GET rows at that rate:
+//
+//	go test -run '^$' -bench FixedRateFloor -benchtime 1x ./bench/floor/
+func BenchmarkFixedRateFloor(b *testing.B) {
+	for b.Loop() {
+		for _, tc := range []struct{ mode, method string }{{"https+etcd", http.MethodPut}, {"https", http.MethodGet}} {
+			lat, _ := closedLoop(b, tc.mode, tc.method, fixedRate)
+			slices.Sort(lat)
+			p50, p99 := lat[len(lat)/2], lat[len(lat)*99/100]
+			b.Logf("%-4s %-10s at %d/s  p50 %5.2f ms  p99 %5.2f ms  max %5.1f ms  (%d requests)",
+				tc.method, tc.mode, fixedRate, ms(p50), ms(p99), ms(lat[len(lat)-1]), len(lat))
+			b.ReportMetric(ms(p99), tc.method+"-p99-ms")
+		}
+	}
+}
+
+// fixedRate is the API benchmark's -rate for its fixed-rate rows.
+const fixedRate = 200
+
 // closedLoop runs the clients against a child in mode for the window after
 // a second of warm-up, and returns every request's latency in the window.
-func closedLoop(b *testing.B, mode, method string) ([]time.Duration, time.Duration) {
+// With rate 0 each client sends its next request as soon as its last one
+// returned; otherwise the clients start rate requests a second in total,
+// client c's k-th at a fixed time, and each is timed from that time.
+func closedLoop(b *testing.B, mode, method string, rate int) ([]time.Duration, time.Duration) {
 	ctx, cancel := context.WithTimeout(b.Context(), closedLoopWindow+time.Minute)
 	defer cancel()
 	_, addr := startChild(ctx, b, mode)
@@ -80,6 +105,14 @@ func closedLoop(b *testing.B, mode, method string) ([]time.Duration, time.Durati
 		wg.Go(func() {
 			var mine []time.Duration
 			for i := 0; time.Now().Before(end); i++ {
+				var at time.Time
+				if rate > 0 {
+					interval := time.Second * closedLoopClients / time.Duration(rate)
+					at = start.Add(-time.Second + time.Duration(i)*interval + time.Duration(c)*interval/closedLoopClients)
+					if !sleepCtx(ctx, time.Until(at)) {
+						break
+					}
+				}
 				url := fmt.Sprintf("https://%s/api/v1/namespaces/bench/pods/pod-%d-%d", addr, c, i%closedLoopKeys)
 				var rd io.Reader
 				if method == http.MethodPut {
@@ -87,6 +120,9 @@ func closedLoop(b *testing.B, mode, method string) ([]time.Duration, time.Durati
 				}
 				req, _ := http.NewRequestWithContext(ctx, method, url, rd)
 				t0 := time.Now()
+				if rate > 0 {
+					t0 = at
+				}
 				resp, err := hc.Do(req)
 				if err == nil {
 					_, err = io.Copy(io.Discard, resp.Body)
