@@ -8,9 +8,10 @@
 // stored in etcd as upstream stores them, in Kubernetes' protobuf envelope
 // without a resourceVersion (values that older releases wrote as JSON are
 // still read). The cache keeps, for every object, its protobuf message with
-// metadata.resourceVersion set, its labels and its selectable fields, plus a
-// ring of recent events from which watches resume; an object's JSON is made
-// on first use and kept with it. etcd stays the only durable truth: a write
+// metadata.resourceVersion set (spliced into the stored bytes, not encoded
+// again), its labels and its selectable fields, plus a ring of recent events
+// from which watches resume; an object's labels and fields (which need the
+// object decoded) and its JSON are made on first use and kept with it. etcd stays the only durable truth: a write
 // returns only after etcd committed it, and the object's resourceVersion is
 // the etcd revision of that commit.
 //

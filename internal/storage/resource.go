@@ -28,11 +28,56 @@ type Item struct {
 	// Proto is the object's protobuf message (Kubernetes' wire encoding,
 	// without the envelope) with metadata.resourceVersion set. It is
 	// shared: never modify it.
-	Proto  []byte
-	Labels labels.Set
-	Fields fieldValues
+	Proto []byte
+
+	// attrs are the labels and selectable fields lists and watches filter
+	// on. An item read from etcd gets them on first use (from lazy): most
+	// objects are never filtered on, and a start on a full data dir need
+	// not decode every object before it serves.
+	attrs     sync.Once
+	lazy      *Resource
+	labelSet  labels.Set
+	fieldVals fieldValues
 
 	json derived
+}
+
+// Labels returns the object's labels.
+func (it *Item) Labels() labels.Set {
+	it.fillAttrs()
+	return it.labelSet
+}
+
+// Fields returns the object's selectable fields.
+func (it *Item) Fields() fields.Fields {
+	it.fillAttrs()
+	return it.fieldVals
+}
+
+// fillAttrs computes a lazy item's labels and fields, once. An object that
+// cannot be decoded has none (it matches no selector), with a warning; a
+// GET of it fails as it did before the cache held it lazily.
+func (it *Item) fillAttrs() {
+	it.attrs.Do(func() {
+		r := it.lazy
+		if r == nil {
+			return
+		}
+		obj, err := r.Decode(it)
+		if err != nil {
+			r.s.log.Warn("cached object undecodable", "key", it.Key, "err", err)
+			return
+		}
+		it.labelSet, it.fieldVals = r.attrsOf(obj, it.Name, it.Namespace)
+		it.lazy = nil
+	})
+}
+
+// withAttrs returns an item whose labels and fields are already known.
+func withAttrs(it *Item, l labels.Set, f fieldValues) *Item {
+	it.labelSet, it.fieldVals = l, f
+	it.attrs.Do(func() {})
+	return it
 }
 
 // derived is an encoding computed from Proto once, on first use.
@@ -143,8 +188,16 @@ func (r *Resource) EncodeJSON(it *Item) ([]byte, error) {
 
 // itemFromKV builds an item from a stored value seen at revision rv. The
 // value is Kubernetes' protobuf envelope, or JSON as older Skiff releases
-// wrote it.
+// wrote it. The protobuf message is used as stored, with the revision
+// spliced in as its resourceVersion (see spliceRV), and the labels and
+// fields wait for their first use; anything else is decoded and encoded
+// again.
 func (r *Resource) itemFromKV(key, value []byte, rv int64) (*Item, error) {
+	if raw, ok := envelopedRaw(value); ok {
+		if pb, name, ns, ok := spliceRV(raw, strconv.FormatInt(rv, 10)); ok {
+			return &Item{Key: string(key), Namespace: ns, Name: name, RV: rv, Proto: pb, lazy: r}, nil
+		}
+	}
 	obj := r.cfg.New()
 	if err := r.decodeValue(value, obj); err != nil {
 		return nil, err
@@ -159,18 +212,26 @@ func (r *Resource) itemFromKV(key, value []byte, rv int64) (*Item, error) {
 		return nil, err
 	}
 	it := &Item{Key: string(key), Namespace: acc.GetNamespace(), Name: acc.GetName(), RV: rv, Proto: pb}
+	l, f := r.attrsOf(obj, it.Name, it.Namespace)
+	return withAttrs(it, l, f), nil
+}
+
+// attrsOf computes an object's labels and selectable fields.
+func (r *Resource) attrsOf(obj runtime.Object, name, namespace string) (labels.Set, fieldValues) {
+	var l labels.Set
 	var set fields.Set
 	if r.cfg.Attrs != nil {
-		it.Labels, set = r.cfg.Attrs(obj)
+		l, set = r.cfg.Attrs(obj)
 	} else {
-		it.Labels = acc.GetLabels()
-		set = fields.Set{"metadata.name": it.Name}
+		if acc, err := meta.Accessor(obj); err == nil {
+			l = acc.GetLabels()
+		}
+		set = fields.Set{"metadata.name": name}
 		if r.cfg.Namespaced {
-			set["metadata.namespace"] = it.Namespace
+			set["metadata.namespace"] = namespace
 		}
 	}
-	it.Fields = r.keys.values(set)
-	return it, nil
+	return l, r.keys.values(set)
 }
 
 // decodeValue decodes a stored value into obj.
@@ -213,6 +274,17 @@ func (r *Resource) encode(obj runtime.Object) ([]byte, metav1.Object, error) {
 		return nil, nil, apierrors.NewInternalError(fmt.Errorf("encode: %w", err))
 	}
 	return append([]byte(protoMagic), env...), acc, nil
+}
+
+// messageWithRV returns the message of obj, which encode made data of,
+// with resourceVersion rv: spliced into data's, or encoded again.
+func messageWithRV(data []byte, obj runtime.Object, acc metav1.Object, rv int64) ([]byte, error) {
+	if raw, ok := envelopedRaw(data); ok {
+		if pb, _, _, ok := spliceRV(raw, strconv.FormatInt(rv, 10)); ok {
+			return pb, nil
+		}
+	}
+	return withRV(obj, acc, rv)
 }
 
 // withRV returns obj's message with resourceVersion rv, leaving obj's own
@@ -387,7 +459,7 @@ func (r *Resource) GuaranteedUpdate(ctx context.Context, namespace, name string,
 		}
 		same := opts.DryRun
 		if !same {
-			pb, err := withRV(out, acc, cur.RV)
+			pb, err := messageWithRV(data, out, acc, cur.RV)
 			if err != nil {
 				return nil, apierrors.NewInternalError(err)
 			}
@@ -558,6 +630,10 @@ func (r *Resource) applyDelete(key string, rv int64) {
 	}
 	// A new item: the deleted object's last state at the deletion's
 	// revision.
+	if pb, _, _, ok := spliceRV(prev.Proto, strconv.FormatInt(rv, 10)); ok {
+		r.apply(&Item{Key: prev.Key, Namespace: prev.Namespace, Name: prev.Name, RV: rv, Proto: pb, lazy: r}, true)
+		return
+	}
 	obj, err := r.Decode(prev)
 	if err != nil {
 		r.s.log.Warn("deleted object undecodable", "key", key, "err", err)
@@ -571,7 +647,7 @@ func (r *Resource) applyDelete(key string, rv int64) {
 	if err != nil {
 		return
 	}
-	r.apply(&Item{Key: prev.Key, Namespace: prev.Namespace, Name: prev.Name, RV: rv, Proto: pb, Labels: prev.Labels, Fields: prev.Fields}, true)
+	r.apply(withAttrs(&Item{Key: prev.Key, Namespace: prev.Namespace, Name: prev.Name, RV: rv, Proto: pb}, prev.Labels(), prev.fieldVals), true)
 }
 
 func (r *Resource) push(c *change) {
@@ -671,10 +747,10 @@ func (f filter) match(it *Item) bool {
 	if f.namespace != "" && it.Namespace != f.namespace {
 		return false
 	}
-	if f.label != nil && !f.label.Empty() && !f.label.Matches(it.Labels) {
+	if f.label != nil && !f.label.Empty() && !f.label.Matches(it.Labels()) {
 		return false
 	}
-	if f.field != nil && !f.field.Empty() && !f.field.Matches(it.Fields) {
+	if f.field != nil && !f.field.Empty() && !f.field.Matches(it.Fields()) {
 		return false
 	}
 	return true

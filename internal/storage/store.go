@@ -176,8 +176,9 @@ func (s *Store) fill(ctx context.Context) (int64, error) {
 		if rev == 0 {
 			rev = resp.Header.Revision
 		}
-		// Decoding every object dominates a start on a full data dir:
-		// spread it over the cores.
+		// Reading every object (its resourceVersion spliced in; objects
+		// stored otherwise than protobuf decoded) dominates a start on a
+		// full data dir: spread it over the cores.
 		items := make([]*Item, len(resp.Kvs))
 		owners := make([]*Resource, len(resp.Kvs))
 		workers := min(goruntime.GOMAXPROCS(0), len(resp.Kvs))
