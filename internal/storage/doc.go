@@ -11,9 +11,9 @@
 // metadata.resourceVersion set (spliced into the stored bytes, not encoded
 // again), its labels and its selectable fields, plus a ring of recent events
 // from which watches resume; an object's labels and fields (which need the
-// object decoded) and its JSON are made on first use and kept with it. etcd stays the only durable truth: a write
-// returns only after etcd committed it, and the object's resourceVersion is
-// the etcd revision of that commit.
+// object decoded) and its JSON are made on first use and kept with it. etcd
+// stays the only durable truth: a write returns only after etcd committed
+// it, and the object's resourceVersion is the etcd revision of that commit.
 //
 // # Lifecycle
 //
