@@ -12,12 +12,11 @@ import (
 // runtime.Unknown, the envelope an object is stored in, has the object's
 // message as field 2.
 const (
-	objectMetaField   = 1
-	metaName          = 1
-	metaNamespace     = 3
-	metaResourceVer   = 6
-	unknownRawField   = 2
-	maxMetaFieldFirst = metaResourceVer
+	objectMetaField = 1
+	metaName        = 1
+	metaNamespace   = 3
+	metaResourceVer = 6
+	unknownRawField = 2
 )
 
 // envelopedRaw returns the object's message inside a stored protobuf
@@ -74,7 +73,7 @@ func spliceRV(msg []byte, rv string) (out []byte, name, namespace string, ok boo
 	start, end := -1, -1
 	for off := 0; off < len(meta); {
 		fnum, ftyp, tn := protowire.ConsumeTag(meta[off:])
-		if tn < 0 || fnum > maxMetaFieldFirst {
+		if tn < 0 || fnum > metaResourceVer {
 			return nil, "", "", false
 		}
 		if ftyp != protowire.BytesType {
